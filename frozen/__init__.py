@@ -1,0 +1,20 @@
+"""frozen: multimodal few-shot learning with frozen language models.
+
+A trainable vision encoder turns each image into a few prefix embeddings for a frozen causal
+LM (Tsimpoukelli et al., 2021). The same API does text-only generation exactly as the bare LM.
+
+    from frozen import FrozenConfig, FrozenModel
+    model = FrozenModel(FrozenConfig(lm="path/or/hub-id", vision="ViT-B-32"))
+    model.generate([[image, "A photo of"]])
+
+Lightning, webdataset and evaluation code are imported only where they are used.
+"""
+
+from .config import FrozenConfig
+from .images import ImageError, ImageTransform, load_image
+from .model import FrozenModel, FrozenOutput
+from .prompts import PromptBatch, PromptError, Target
+
+__all__ = ["FrozenConfig", "FrozenModel", "FrozenOutput", "ImageError", "ImageTransform",
+           "PromptBatch", "PromptError", "Target", "load_image"]
+__version__ = "0.1.0"

@@ -1,0 +1,221 @@
+"""The `frozen` command line: generate (text), caption (images, few-shot), chat (multi-turn).
+
+    frozen generate --lm gpt2 "Q: What is the capital of France? A:"
+    frozen caption --model out/model photo.jpg --demo dog.jpg "A photo of a dog."
+    frozen chat --lm path/to/chat-model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from .images import ImageError, load_image
+from .prompts import PromptError
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a folder written by FrozenModel.save_pretrained")
+    source.add_argument("--lm", help="a bare language model (folder or hub id), text only")
+    parser.add_argument("--lm-path", help="with --model: another copy of the same LM")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+
+
+def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--num-return-sequences", type=int, default=1)
+    parser.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
+                num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed)
+
+
+def load_model(args: argparse.Namespace):
+    from .config import FrozenConfig
+    from .model import FrozenModel
+
+    overrides = {"dtype": args.dtype} if args.dtype else {}
+    if args.model:
+        model = FrozenModel.from_pretrained(args.model, lm=args.lm_path, **overrides)
+    else:
+        model = FrozenModel(FrozenConfig(lm=args.lm, vision=None, **overrides))
+    return model.to(args.device)
+
+
+def _read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        with open(args.file, encoding="utf-8") as handle:
+            lines = [line.rstrip("\n") for line in handle]
+        if args.file.endswith(".jsonl"):
+            return [_jsonl_prompt(line) for line in lines if line.strip()]
+        return [line.replace("\\n", "\n") for line in lines if line.strip()]
+    if args.prompt is not None:
+        return [args.prompt]
+    if sys.stdin.isatty():
+        raise PromptError("no prompt: pass one as an argument, with --file, or on stdin")
+    return [sys.stdin.read()]
+
+
+def _jsonl_prompt(line: str) -> str:
+    value = json.loads(line)
+    return value["prompt"] if isinstance(value, dict) else str(value)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    prompts = _read_prompts(args)
+    model = load_model(args)
+    if args.stream:
+        if len(prompts) != 1:
+            raise PromptError("--stream takes a single prompt")
+        print(prompts[0], end="", flush=True)
+        for piece in model.stream(prompts[0], **_sampling(args)):
+            print(piece, end="", flush=True)
+        print()
+        return
+    outputs = model.generate(prompts, batch_size=args.batch_size, **_sampling(args))
+    for prompt, output in zip(prompts, outputs):
+        continuations = output if isinstance(output, list) else [output]
+        if args.json:
+            print(json.dumps({"prompt": prompt, "continuations": continuations}))
+            continue
+        for text in continuations:
+            # On a terminal the continuation is shown in bold after the prompt.
+            print(f"{prompt}\033[1m{text}\033[0m" if sys.stdout.isatty() else prompt + text)
+            print("-" * 40)
+
+
+def cmd_caption(args: argparse.Namespace) -> None:
+    demos: list[Any] = []
+    for path, caption in args.demo or []:
+        demos += [load_image(path), args.prefix + caption + args.sep]
+    model = load_model(args)
+    if model.vision is None:
+        raise PromptError("captioning needs a model with a vision encoder: use --model")
+    prompts = [demos + [load_image(path)] + ([args.prefix] if args.prefix else [])
+               for path in args.images]
+    stop = args.stop if args.stop is not None else ([args.sep] if args.sep else None)
+    sampling = _sampling(args) | {"stop": stop}
+    for path, caption in zip(args.images, model.generate(prompts, **sampling)):
+        print(json.dumps({"image": path, "caption": caption}) if args.json else f"{path}\t{caption}")
+
+
+def chat_prompt(tokenizer, turns: list[dict[str, str]]) -> str:
+    """Render turns with the tokenizer's chat template, or a plain User/Assistant format."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        bos = tokenizer.bos_token
+        return text[len(bos):] if bos and text.startswith(bos) else text  # BOS comes from us
+    lines = [f"{t['role'].capitalize()}: {t['content']}" for t in turns]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def trim_turns(model, turns: list[dict[str, str]], reserve: int) -> list[dict[str, str]]:
+    """Drop the oldest non-system turns until the prompt plus `reserve` tokens fits the window."""
+    window = model.context_length
+    kept = list(turns)
+    while window is not None:
+        length = len(model.tokenizer(chat_prompt(model.tokenizer, kept))["input_ids"])
+        if length + reserve <= window:
+            break
+        removable = [i for i, t in enumerate(kept[:-1]) if t["role"] != "system"]
+        if not removable:
+            raise PromptError(f"the last message alone ({length} tokens) does not fit the "
+                              f"context window of {window} with {reserve} tokens to answer")
+        del kept[removable[0]]
+    return kept
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    model = load_model(args)
+    turns: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
+    has_template = bool(getattr(model.tokenizer, "chat_template", None))
+    stop = args.stop or ([] if has_template else ["\nUser:"])
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        message = line.strip()
+        if not message:
+            continue
+        if message in ("/exit", "/quit"):
+            break
+        turns.append({"role": "user", "content": message})
+        turns = trim_turns(model, turns, args.max_new_tokens)
+        prompt = chat_prompt(model.tokenizer, turns)
+        sampling = _sampling(args) | {"stop": stop or None}
+        if interactive:
+            print("model> ", end="", flush=True)
+        reply = "".join(piece for piece in _echo(model.stream(prompt, **sampling)))
+        print()
+        turns.append({"role": "assistant", "content": reply.strip()})
+
+
+def _echo(pieces):
+    for piece in pieces:
+        print(piece, end="", flush=True)
+        yield piece
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="frozen", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="continue text prompts")
+    _add_model_args(gen)
+    _add_sampling_args(gen)
+    gen.add_argument("prompt", nargs="?", help="the prompt (default: read stdin)")
+    gen.add_argument("--file", help="prompts, one per line (\\n for newlines), or .jsonl")
+    gen.add_argument("--batch-size", type=int, default=None)
+    gen.add_argument("--stream", action="store_true", help="print tokens as they come")
+    gen.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    gen.set_defaults(run=cmd_generate)
+
+    cap = sub.add_parser("caption", help="caption images, optionally after few-shot demos")
+    _add_model_args(cap)
+    _add_sampling_args(cap, max_new_tokens=20)
+    cap.add_argument("images", nargs="+", help="image files to caption")
+    cap.add_argument("--prefix", default="", help="text after each image, e.g. 'A photo of'")
+    cap.add_argument("--demo", nargs=2, action="append", metavar=("IMAGE", "CAPTION"),
+                     help="a demonstration image and its caption (repeatable)")
+    cap.add_argument("--sep", default="\n", help="text after each demo caption (default newline)")
+    cap.add_argument("--json", action="store_true")
+    cap.set_defaults(run=cmd_caption)
+
+    chat = sub.add_parser("chat", help="multi-turn chat; earlier turns are fed back in")
+    _add_model_args(chat)
+    _add_sampling_args(chat, max_new_tokens=256)
+    chat.add_argument("--system", default=None, help="a system message")
+    chat.set_defaults(run=cmd_chat)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        args.run(args)
+    except (PromptError, ImageError, FileNotFoundError, ValueError) as err:
+        print(f"frozen {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

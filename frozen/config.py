@@ -1,0 +1,83 @@
+"""FrozenConfig: the plain-data description of a Frozen model (LM, vision tower, prefix head).
+
+Names are strings resolved late (the LM by AutoModelForCausalLM, the tower by open_clip), so a
+config is JSON-serialisable and is what `save_pretrained` writes next to the trainable weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DTYPES = ("float32", "bfloat16", "float16")
+PREFIX_HEADS = ("linear", "mlp")
+
+
+@dataclass
+class FrozenConfig:
+    """What to build. Every field is validated in `__post_init__`; errors name the field.
+
+    lm: a local Hugging Face model folder or a hub id, loaded with AutoModelForCausalLM.
+    vision: an open_clip model name ("ViT-B-32"), a dict of open_clip vision-tower fields
+        (CLIPVisionCfg, e.g. {"layers": [1, 1, 1, 1], "width": 16, "image_size": 64}), or None
+        for a text-only model.
+    vision_pretrained: an open_clip pretrained tag or a local checkpoint file for the tower.
+    vision_embed_dim: width of the pooled feature when `vision` is a dict.
+    num_prefix_tokens: n, the embeddings each image becomes (Frozen: 2).
+    prefix_head: "linear" (pooled feature -> n x D, as in Frozen) or "mlp" (patch tokens,
+        LLaVA-style; n is then the number of patch tokens kept after pooling).
+    prefix_norm: rescale each prefix embedding to the typical norm of the LM's own token
+        embeddings, so a learned prefix lives at the scale the LM expects.
+    dtype: the LM's dtype. The trainable side stays float32 (mixed precision casts it).
+    image_size: input resolution; None takes the tower's own.
+    pad_value: the gray level images are padded with to make them square (Frozen: 0).
+    lm_device: "meta" builds the LM without weights (for checking large configs).
+    """
+
+    lm: str
+    vision: str | dict[str, Any] | None = "ViT-B-32"
+    vision_pretrained: str | None = None
+    vision_embed_dim: int = 512
+    num_prefix_tokens: int = 2
+    prefix_head: str = "linear"
+    prefix_norm: bool = True
+    dtype: str = "float32"
+    image_size: int | None = None
+    pad_value: int = 0
+    lm_device: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lm, str) or not self.lm.strip():
+            raise ValueError("FrozenConfig.lm must be a local model folder or a hub id, got "
+                             f"{self.lm!r}")
+        if self.vision is not None and not isinstance(self.vision, (str, dict)):
+            raise ValueError("FrozenConfig.vision must be an open_clip model name, a dict of "
+                             f"vision-tower fields, or None; got {type(self.vision).__name__}")
+        if isinstance(self.vision, str) and not self.vision.strip():
+            raise ValueError("FrozenConfig.vision is an empty string; use None for text-only")
+        if int(self.num_prefix_tokens) < 1:
+            raise ValueError(f"FrozenConfig.num_prefix_tokens must be >= 1, got {self.num_prefix_tokens}")
+        if self.prefix_head not in PREFIX_HEADS:
+            raise ValueError(f"FrozenConfig.prefix_head must be one of {PREFIX_HEADS}, got "
+                             f"{self.prefix_head!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"FrozenConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.image_size is not None and int(self.image_size) < 8:
+            raise ValueError(f"FrozenConfig.image_size must be >= 8 pixels, got {self.image_size}")
+        if not 0 <= int(self.pad_value) <= 255:
+            raise ValueError(f"FrozenConfig.pad_value must be in 0..255, got {self.pad_value}")
+        if self.vision_embed_dim < 1:
+            raise ValueError(f"FrozenConfig.vision_embed_dim must be >= 1, got {self.vision_embed_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FrozenConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown FrozenConfig field(s): {', '.join(unknown)}")
+        return cls(**data)

@@ -1,0 +1,132 @@
+"""Image loading and preprocessing: any reasonable input to an RGB picture, then Frozen's
+pad-to-square + resize + normalise into a (3, S, S) tensor.
+
+Odd but valid images (CMYK, RGBA, palette, 16-bit, grayscale, 1 pixel) are converted; images
+that cannot be read, or that are too large to decode safely, raise ImageError naming the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+# Images above this many pixels are refused before decoding (PIL's own bomb limit).
+MAX_PIXELS = 89_478_485
+
+# open_clip's default normalisation (OpenAI CLIP statistics).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with the reason in the message."""
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"image {str(source)!r}"
+    if isinstance(source, (bytes, bytearray)):
+        return f"image bytes ({len(source)} bytes)"
+    return f"image {type(source).__name__}"
+
+
+def _open(source: Any) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"image file not found: {str(path)!r}")
+        source = path.read_bytes()
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise ImageError("image bytes are empty")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                return Image.open(io.BytesIO(source))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ImageError(f"image too large to decode safely ({err})") from None
+        except Exception as err:  # PIL raises many types for garbage input
+            raise ImageError(f"cannot read image: not a supported image file ({err})") from None
+    raise ImageError(f"expected a PIL image, a file path or bytes, got {type(source).__name__}")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB (transparent areas become black)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I") and arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def load_image(source: Any, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Return an RGB PIL image from a PIL image, a path or encoded bytes.
+
+    draft_size: when set and the source is a JPEG at least twice that size, decode at reduced
+    resolution (PIL's `draft`), which is much faster and loses nothing after the resize.
+    """
+    img = _open(source)
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{_describe(source)} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(f"{_describe(source)} is too large: {width}x{height} pixels is over the "
+                         f"limit of {max_pixels} (a decompression bomb, or set max_pixels)")
+    try:
+        if draft_size and img.format == "JPEG" and min(width, height) >= 2 * draft_size:
+            img.draft("RGB", (draft_size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except ImageError:
+        raise
+    except Exception as err:
+        raise ImageError(f"cannot decode {_describe(source)}: truncated or corrupt ({err})") from None
+
+
+def pad_to_square(img: Image.Image, pad_value: int = 0) -> Image.Image:
+    """Centre the image on a square canvas of its longer side (Frozen zero-pads)."""
+    width, height = img.size
+    if width == height:
+        return img
+    side = max(width, height)
+    canvas = Image.new("RGB", (side, side), (pad_value,) * 3)
+    canvas.paste(img, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    """Picklable image -> normalised tensor (3, size, size), for data-loader workers."""
+
+    size: int
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    pad_value: int = 0
+
+    def __call__(self, source: Any) -> torch.Tensor:
+        img = pad_to_square(load_image(source, draft_size=self.size), self.pad_value)
+        if img.size != (self.size, self.size):
+            img = img.resize((self.size, self.size), Image.BICUBIC)
+        arr = np.asarray(img, dtype=np.float32) / 255.0            # (S, S, 3)
+        pixels = torch.from_numpy(arr).permute(2, 0, 1)             # (3, S, S)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (pixels - mean) / std

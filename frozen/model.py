@@ -1,0 +1,343 @@
+"""FrozenModel: a trainable vision side feeding prefix embeddings to a frozen causal LM.
+
+    images (N, 3, S, S) -> tower -> head -> (N, n, D) prefixes
+    prompt ids (B, T) -> LM token embeddings (B, T, D), image slots replaced by the prefixes
+    -> frozen LM -> loss on target tokens (training) or new tokens (generation)
+
+The LM never trains: its parameters have requires_grad=False and it stays in eval mode even
+when the module is put in train mode. Only the vision side is saved by `save_pretrained`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import FrozenConfig
+from .generation import SamplingOptions, decode, run_generate, stream_text
+from .images import ImageTransform, load_image
+from .lm import context_length, embedding_rms, fingerprint, freeze, load_lm
+from .prompts import (IGNORE_INDEX, PromptBatch, PromptError, pad_batch, parse_prompt,
+                      prompt_text, special_prefix, tokenize_prompt, truncate)
+from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
+
+log = logging.getLogger("frozen")
+
+CONFIG_FILE = "frozen_config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAINABLE_PREFIXES = ("vision.", "prefix_head.")
+
+
+@dataclasses.dataclass
+class FrozenOutput:
+    loss: torch.Tensor               # () mean over target tokens; 0 when there are none
+    logits: torch.Tensor             # (B, T, V)
+    num_target_tokens: torch.Tensor  # () long
+
+
+class FrozenModel(nn.Module):
+    """See the module docstring. Build with a FrozenConfig, or `from_pretrained(folder)`."""
+
+    def __init__(self, config: FrozenConfig):
+        super().__init__()
+        self.config = config
+        self.lm, self.tokenizer = load_lm(config)
+        freeze(self.lm)
+        self.lm_dim = self.lm.get_input_embeddings().embedding_dim
+        self._prefix_ids = special_prefix(self.tokenizer)
+        self._accepts_positions = "position_ids" in inspect.signature(self.lm.forward).parameters
+        self.vision: nn.Module | None = None
+        self.prefix_head: nn.Module | None = None
+        self.image_transform: ImageTransform | None = None
+        if config.vision is not None:
+            tower = build_vision_tower(config)
+            self.vision = tower.module
+            self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
+            self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
+                                 else nn.Identity())
+            self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
+                                                  config.pad_value)
+        self._check_freezing()
+
+    # ----- parameters ------------------------------------------------------------------------
+
+    @staticmethod
+    def is_trainable(name: str) -> bool:
+        """The one filter for what trains and what a checkpoint saves: the vision side."""
+        return name.startswith(TRAINABLE_PREFIXES)
+
+    def _check_freezing(self) -> None:
+        counts = {True: 0, False: 0}
+        for name, param in self.named_parameters():
+            assert param.requires_grad == self.is_trainable(name), \
+                f"parameter {name} has requires_grad={param.requires_grad}"
+            counts[param.requires_grad] += param.numel()
+        log.info("frozen: %s trainable parameters (vision side), %s frozen (LM)",
+                 f"{counts[True]:,}", f"{counts[False]:,}")
+        self.num_trainable, self.num_frozen = counts[True], counts[False]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.named_parameters() if self.is_trainable(n)]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Vision tower + head weights and buffers (e.g. BatchNorm statistics); never the LM."""
+        return {k: v for k, v in self.state_dict().items() if self.is_trainable(k)}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        expected = set(self.trainable_state_dict())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise ValueError(f"trainable weights do not match this model: missing "
+                             f"{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        self.load_state_dict(state, strict=False)
+
+    def train(self, mode: bool = True) -> "FrozenModel":
+        super().train(mode)
+        self.lm.eval()          # dropout etc. of the frozen LM stay off while the vision side trains
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm.get_input_embeddings().weight.device
+
+    @property
+    def context_length(self) -> int | None:
+        return context_length(self.lm, self.tokenizer)
+
+    # ----- batching --------------------------------------------------------------------------
+
+    def _tokenize(self, items: list[Any], eos_after_target: bool = False):
+        return tokenize_prompt(items, self.tokenizer, self.config.num_prefix_tokens,
+                               self.tokenizer.pad_token_id, self._prefix_ids, eos_after_target)
+
+    def collate(self, samples: Sequence[Any], padding_side: str = "left",
+                eos_after_target: bool = True, max_length: int | None = None) -> PromptBatch:
+        """Training batch: prompts (lists of str / Target / images) -> padded PromptBatch.
+
+        A sequence that ends with a Target gets EOS appended as a target, so the model learns
+        where a caption stops. Sequences longer than `max_length` (default: the context window)
+        lose their end.
+        """
+        limit = max_length or self.context_length
+        rows = []
+        for sample in samples:
+            row = self._tokenize(parse_prompt(sample), eos_after_target)
+            if limit:
+                row = truncate(row, limit, "start", self.config.num_prefix_tokens, 0)
+            rows.append(row)
+        return pad_batch(rows, self.tokenizer.pad_token_id, padding_side, self.image_transform)
+
+    def _image_to_tensor(self, image: Any) -> torch.Tensor:
+        if self.image_transform is None:
+            raise PromptError("this model has no vision encoder (FrozenConfig.vision is None), "
+                              "so prompts cannot contain images")
+        return self.image_transform(image)
+
+    # ----- the forward pass ------------------------------------------------------------------
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) -> prefix embeddings (N, n, D)."""
+        if self.vision is None:
+            raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
+        features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
+        return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
+
+    def embed(self, batch: PromptBatch) -> torch.Tensor:
+        """Token embeddings with every image's slots replaced by its prefix: (B, T, D)."""
+        embeds = self.lm.get_input_embeddings()(batch.input_ids)            # (B, T, D)
+        if batch.num_images:
+            prefix = self.encode_images(batch.pixel_values).to(embeds.dtype)  # (N, n, D)
+            slots = int(batch.image_mask.sum())
+            if slots != prefix.shape[0] * prefix.shape[1]:
+                raise PromptError(f"batch has {slots} image slots but {prefix.shape[0]} images "
+                                  f"x {prefix.shape[1]} prefix tokens")
+            embeds = embeds.masked_scatter(batch.image_mask.unsqueeze(-1),
+                                           prefix.reshape(-1, self.lm_dim))
+        return embeds
+
+    def _lm_kwargs(self, batch: PromptBatch) -> dict:
+        kwargs = dict(attention_mask=batch.attention_mask, use_cache=False)
+        if self._accepts_positions:
+            kwargs["position_ids"] = batch.position_ids
+        return kwargs
+
+    def forward(self, batch: PromptBatch) -> FrozenOutput:
+        """Loss on target tokens only. With no target tokens the loss is 0 (never NaN)."""
+        embeds = self.embed(batch)
+        logits = self.lm(inputs_embeds=embeds, **self._lm_kwargs(batch)).logits  # (B, T, V)
+        targets = batch.labels[:, 1:]                                        # (B, T-1)
+        selected = targets != IGNORE_INDEX
+        count = selected.sum()
+        # Only the target rows are upcast: a full (B, T, V) float32 copy costs gigabytes at 7B.
+        loss_sum = F.cross_entropy(logits[:, :-1][selected].float(), targets[selected],
+                                   reduction="sum")
+        return FrozenOutput(loss_sum / count.clamp(min=1), logits, count)
+
+    # ----- inference -------------------------------------------------------------------------
+
+    def _prepare(self, prompts: list[Any], images, truncation: str, max_new_tokens: int):
+        rows, texts = [], []
+        window = self.context_length
+        for prompt in prompts:
+            items = parse_prompt(prompt, images)
+            row = self._tokenize(items)
+            if window and len(row.ids) >= window:
+                if truncation != "left":
+                    raise PromptError(f"prompt is {len(row.ids)} tokens, longer than the LM's "
+                                      f"context window of {window} (pass truncation='left' to "
+                                      "keep only its end)")
+                room = max(window - max_new_tokens, 1)
+                row = truncate(row, room, "end", self.config.num_prefix_tokens, len(self._prefix_ids))
+            rows.append(row)
+            texts.append(prompt_text(items))
+        batch = pad_batch(rows, self.tokenizer.pad_token_id, "left", self._image_to_tensor)
+        return batch.to(self.device), texts
+
+    def _max_new_tokens(self, batch: PromptBatch, wanted: int) -> int:
+        window = self.context_length
+        if window is None:
+            return wanted
+        return max(1, min(wanted, window - batch.input_ids.shape[1]))
+
+    @contextmanager
+    def _inference(self):
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
+
+    def generate(self, prompts: Any, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_p: float | None = None, top_k: int | None = None,
+                 do_sample: bool | None = None, num_beams: int = 1,
+                 stop: Sequence[str] | str | None = None, num_return_sequences: int = 1,
+                 seed: int | None = None, images: Sequence[Any] | None = None,
+                 return_full_text: bool = False, truncation: str = "error",
+                 batch_size: int | None = None) -> str | list[str] | list[list[str]]:
+        """Continue each prompt. Greedy unless temperature > 0 or do_sample=True.
+
+        prompts: a str (returns a str), or a list whose elements are each a str or a list of
+            str and PIL images in order (returns a list, one result per prompt). A str may hold
+            `<image>` placeholders filled in order from `images` (PIL images or file paths).
+        stop: strings that end a continuation; the result is cut before the first one.
+        num_return_sequences: > 1 gives a list of continuations per prompt.
+        return_full_text: return prompt text (images as `<image>`) + continuation.
+        truncation: a prompt longer than the context window raises ("error") or keeps only
+            its end ("left"). A continuation stops where the window ends.
+        batch_size: prompts per forward pass (default: all at once).
+        """
+        single = isinstance(prompts, str) or (isinstance(prompts, list) and images is not None)
+        prompt_list = [prompts] if single else list(prompts)
+        if not prompt_list:
+            raise PromptError("no prompts given")
+        if images is not None:
+            images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
+        options = SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature,
+                                  top_p=top_p, top_k=top_k, do_sample=do_sample,
+                                  num_beams=num_beams, num_return_sequences=num_return_sequences,
+                                  stop=stop, seed=seed)
+        step = batch_size or len(prompt_list)
+        results: list[Any] = []
+        with self._inference():
+            for start in range(0, len(prompt_list), step):
+                chunk = prompt_list[start:start + step]
+                batch, texts = self._prepare(chunk, images, truncation, max_new_tokens)
+                options.max_new_tokens = self._max_new_tokens(batch, max_new_tokens)
+                new_ids = run_generate(self.lm, self.tokenizer, self.embed(batch),
+                                       batch.attention_mask, options)
+                outputs = decode(self.tokenizer, new_ids, options.stop)
+                k = num_return_sequences
+                for i, text in enumerate(texts):
+                    group = outputs[i * k:(i + 1) * k]
+                    if return_full_text:
+                        group = [text + g for g in group]
+                    results.append(group if k > 1 else group[0])
+        return results[0] if single else results
+
+    def stream(self, prompt: Any, images: Sequence[Any] | None = None, truncation: str = "error",
+               **sampling: Any) -> Iterator[str]:
+        """Yield the continuation of one prompt piece by piece (same options as generate)."""
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
+            raise PromptError("stream takes one prompt; use generate for a batch")
+        options = SamplingOptions(**sampling)
+        if options.num_return_sequences != 1 or options.num_beams != 1:
+            raise PromptError("stream gives one continuation: num_return_sequences and "
+                              "num_beams must be 1")
+        if images is not None:
+            images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
+        with self._inference():
+            batch, _ = self._prepare([prompt], images, truncation, options.max_new_tokens)
+            options.max_new_tokens = self._max_new_tokens(batch, options.max_new_tokens)
+            embeds = self.embed(batch)
+        yield from stream_text(self.lm, self.tokenizer, embeds, batch.attention_mask, options)
+
+    def image_features(self, images: Sequence[Any]) -> torch.Tensor:
+        """Pooled tower features (N, F) for images or paths, e.g. for retrieval (RICES)."""
+        if self.vision is None:
+            raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
+        pixels = torch.stack([self._image_to_tensor(img) for img in images]).to(self.device)
+        with self._inference():
+            return tower_features(self.vision, pixels, tokens=False).float()  # (N, F)
+
+    # ----- saving and loading ----------------------------------------------------------------
+
+    def lm_fingerprint(self) -> str:
+        return fingerprint(self.lm, self.tokenizer)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write frozen_config.json and the vision side's weights (safetensors); not the LM."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"config": self.config.to_dict(), "lm_fingerprint": self.lm_fingerprint(),
+                "format_version": 1}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        tmp = folder / (WEIGHTS_FILE + ".tmp")
+        save_file(state, str(tmp))
+        tmp.replace(folder / WEIGHTS_FILE)
+        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, lm: str | None = None, **overrides: Any) -> "FrozenModel":
+        """Load a saved vision side onto its LM (or `lm`, another copy of the same LM).
+
+        overrides: FrozenConfig fields to change at load time, e.g. dtype="bfloat16".
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{str(folder)!r} is not a saved FrozenModel folder: no "
+                                    f"{CONFIG_FILE} (write one with model.save_pretrained)")
+        meta = json.loads(config_path.read_text())
+        fields = dict(meta["config"])
+        fields["vision_pretrained"] = None          # the tower's weights are in this folder
+        if lm is not None:
+            fields["lm"] = lm
+        fields.update(overrides)
+        model = cls(FrozenConfig.from_dict(fields))
+        saved, found = meta.get("lm_fingerprint"), model.lm_fingerprint()
+        if saved and saved != found:
+            raise ValueError(f"LM mismatch: {str(folder)!r} was trained against an LM with "
+                             f"fingerprint {saved}, but {fields['lm']!r} has fingerprint {found} "
+                             "(a different architecture config or vocabulary)")
+        weights = folder / WEIGHTS_FILE
+        if model.vision is not None:
+            if not weights.is_file():
+                raise FileNotFoundError(f"{str(folder)!r} has no {WEIGHTS_FILE}")
+            model.load_trainable_state_dict(load_file(str(weights)))
+        return model
