@@ -312,7 +312,7 @@ class FrozenModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, lm: str | None = None, **overrides: Any) -> "FrozenModel":
-        """Load a saved vision side onto its LM (or `lm`, another copy of the same LM).
+        """Load a saved vision side onto its LM (or `lm`, another copy of the same LM), in eval mode.
 
         overrides: FrozenConfig fields to change at load time, e.g. dtype="bfloat16".
         """
@@ -340,4 +340,4 @@ class FrozenModel(nn.Module):
             if not weights.is_file():
                 raise FileNotFoundError(f"{str(folder)!r} has no {WEIGHTS_FILE}")
             model.load_trainable_state_dict(load_file(str(weights)))
-        return model
+        return model.eval()        # loaded for inference, as transformers does

@@ -1,0 +1,103 @@
+"""Bad input to the model gets a clear message naming the problem."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from frozen import FrozenConfig, FrozenModel, PromptError
+
+
+@pytest.fixture(scope="module")
+def model(request):
+    tiny_config = request.getfixturevalue("tiny_config")
+    return FrozenModel(tiny_config())
+
+
+def test_more_placeholders_than_images(model):
+    img = Image.new("RGB", (8, 8))
+    with pytest.raises(PromptError, match="2 <image> placeholder.*1 image"):
+        model.generate("<image> and <image>", images=[img])
+    with pytest.raises(PromptError, match="1 <image> placeholder.*2 image"):
+        model.generate("<image> only", images=[img, img])
+    with pytest.raises(PromptError, match="0 <image> placeholder.*1 image"):
+        model.generate("no placeholder", images=[img])
+
+
+def test_empty_prompt(model):
+    with pytest.raises(PromptError, match="empty prompt"):
+        model.generate("")
+    with pytest.raises(PromptError, match="empty prompt"):
+        model.generate([[]])
+    with pytest.raises(PromptError, match="no prompts"):
+        model.generate([])
+
+
+def test_wrong_item_type(model):
+    with pytest.raises(PromptError, match="prompt item 1 is a int"):
+        model.generate([["text", 3]])
+
+
+def test_unreadable_image_path(model, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="cannot read image"):
+        model.generate("<image>", images=[str(bad)])
+
+
+def test_prompt_longer_than_context(tiny_config, lm_dirs):
+    model = FrozenModel(tiny_config(lm=lm_dirs("llama", context=32)))
+    long_prompt = "the quick brown fox " * 20
+    with pytest.raises(PromptError, match="longer than the LM's context window of 32"):
+        model.generate(long_prompt)
+    out = model.generate(long_prompt, truncation="left", max_new_tokens=50)
+    assert isinstance(out, str)              # kept the end, and stopped at the window
+
+
+def test_left_truncation_never_splits_an_image(tiny_config, lm_dirs):
+    model = FrozenModel(tiny_config(lm=lm_dirs("llama", context=32)))
+    img = Image.new("RGB", (8, 8))
+    prompt = [img, "the quick brown fox " * 3, img, "jumps"]
+    batch, _ = model._prepare([prompt], None, "left", 8)
+    assert int(batch.image_mask.sum()) == 2 * batch.num_images
+    assert batch.input_ids.shape[1] <= 32
+
+
+def test_unknown_vision_name(lm_dirs):
+    with pytest.raises(ValueError, match="unknown vision tower 'ViT-Nope'"):
+        FrozenModel(FrozenConfig(lm=lm_dirs("llama"), vision="ViT-Nope"))
+
+
+def test_unknown_vision_field(lm_dirs):
+    with pytest.raises(ValueError, match="unknown open_clip vision field"):
+        FrozenModel(FrozenConfig(lm=lm_dirs("llama"), vision={"layerz": 2}))
+
+
+def test_missing_lm_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="LM folder not found"):
+        FrozenModel(FrozenConfig(lm=str(tmp_path / "no-such-model"), vision=None))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        FrozenModel(FrozenConfig(lm=str(tmp_path / "empty"), vision=None))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("num_prefix_tokens", 0, "num_prefix_tokens must be >= 1"),
+    ("prefix_head", "conv", "prefix_head must be one of"),
+    ("dtype", "fp8", "dtype must be one of"),
+    ("lm", "", "lm must be a local model folder"),
+])
+def test_config_validation_names_the_field(field, value, message):
+    fields = dict(lm="some/model")
+    fields[field] = value
+    with pytest.raises(ValueError, match=message):
+        FrozenConfig(**fields)
+
+
+def test_bad_sampling_options(model):
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate("hi", temperature=1.0, top_p=1.5)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate("hi", max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate("hi", temperature=-1)

@@ -1,0 +1,59 @@
+"""save_pretrained / from_pretrained: only the trainable side, identical outputs, LM checks."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from frozen import FrozenModel, Target
+
+
+def trained(model):
+    """Perturb the vision side so a reload that ignored the weights would be caught."""
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    model.train()
+    model(model.collate([[Image.new("RGB", (32, 32), (i * 50, 9, 9)), Target("x")] for i in range(3)]))
+    return model.eval()
+
+
+def test_roundtrip_gives_identical_outputs(tiny_model, tmp_path):
+    model = trained(tiny_model())
+    folder = model.save_pretrained(tmp_path / "saved")
+    assert sorted(p.name for p in folder.iterdir()) == ["frozen_config.json", "model.safetensors"]
+    weights = load_file(str(folder / "model.safetensors"))
+    assert weights and all(FrozenModel.is_trainable(k) for k in weights)
+    assert any("running_mean" in k for k in weights)      # BatchNorm statistics travel too
+    lm_bytes = sum(p.numel() for p in model.lm.parameters()) * 4
+    assert (folder / "model.safetensors").stat().st_size < lm_bytes + model.num_trainable * 4 + 10**6
+
+    loaded = FrozenModel.from_pretrained(folder)
+    img = Image.new("RGB", (30, 40), (10, 200, 30))
+    batch = model.collate([[img, "a photo of"]])
+    assert torch.equal(model.embed(batch), loaded.embed(batch))
+    assert model.generate([[img, "a"]], max_new_tokens=6) == loaded.generate([[img, "a"]], max_new_tokens=6)
+
+
+def test_reload_onto_another_copy_of_the_same_lm(tiny_model, lm_dirs, tmp_path):
+    model = trained(tiny_model())
+    folder = model.save_pretrained(tmp_path / "saved")
+    copy = tmp_path / "lm-copy"
+    shutil.copytree(lm_dirs("llama"), copy)
+    loaded = FrozenModel.from_pretrained(folder, lm=str(copy))
+    assert loaded.config.lm == str(copy)
+
+
+def test_refuses_a_different_lm(tiny_model, lm_dirs, tmp_path):
+    folder = tiny_model().save_pretrained(tmp_path / "saved")
+    with pytest.raises(ValueError, match="LM mismatch"):
+        FrozenModel.from_pretrained(folder, lm=lm_dirs("llama", context=128))
+
+
+def test_not_a_saved_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved FrozenModel folder"):
+        FrozenModel.from_pretrained(tmp_path)
