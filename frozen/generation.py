@@ -125,13 +125,12 @@ def stream_text(lm, tokenizer, inputs_embeds, attention_mask, options: SamplingO
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     hold = max((len(s) for s in options.stop or ()), default=1) - 1
-    pending = ""
+    pending, stopped = "", False
     for piece in streamer:
         pending += piece
         cut = cut_at_stop(pending, options.stop)
         if cut != pending:            # a stop string appeared: emit what precedes it and finish
-            yield cut
-            pending = ""
+            pending, stopped = cut, True
             break
         ready = len(pending) - hold
         if ready > 0:
@@ -139,8 +138,9 @@ def stream_text(lm, tokenizer, inputs_embeds, attention_mask, options: SamplingO
             pending = pending[ready:]
     if pending:
         yield pending
-    for _ in streamer:                # let the worker finish after an early stop
-        pass
+    if stopped:
+        for _ in streamer:            # drain, so the worker's remaining tokens do not block it
+            pass
     thread.join()
     if errors:
         raise errors[0]

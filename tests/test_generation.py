@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 PROMPTS = ["Q: What is the capital of France? A:", "def fib(n):", "the quick brown"]
-PARITY_ARCHS = ["llama", "gpt2", "gpt_neox", "opt", "qwen2"]
+PARITY_ARCHS = ["llama", "gpt2", "gpt_neox", "opt", "qwen2", "mistral", "gptj"]
 
 
 def bare_greedy(model, prompts, max_new_tokens):
@@ -139,6 +139,29 @@ def test_generation_keeps_training_mode_and_rng(tiny_model):
     model.generate("hi", max_new_tokens=3, temperature=1.0, seed=1)
     assert torch.equal(torch.rand(3), expected)
     assert model.training and model.vision.training and not model.lm.training
+
+
+def test_beam_search_over_image_prompts(tiny_model):
+    model = tiny_model()
+    img = Image.new("RGB", (32, 32), (0, 200, 0))
+    prompts = [[img, "A photo of"], "the quick"]
+    beams = model.generate(prompts, max_new_tokens=5, num_beams=3)
+    assert len(beams) == 2 and all(isinstance(b, str) for b in beams)
+    two = model.generate(prompts, max_new_tokens=5, num_beams=3, num_return_sequences=2)
+    assert [len(g) for g in two] == [2, 2]
+
+
+def test_model_without_input_embeddings_is_refused():
+    from torch import nn
+
+    from frozen.lm import check_accepts_embeddings
+
+    class IdsOnly(nn.Module):
+        def forward(self, input_ids, attention_mask=None):
+            return input_ids
+
+    with pytest.raises(ValueError, match="IdsOnly cannot take input embeddings"):
+        check_accepts_embeddings(IdsOnly())
 
 
 def test_text_only_model_without_vision(tiny_model):

@@ -13,8 +13,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import (
     AutoModelForCausalLM,
     GPT2Config,
+    GPTJConfig,
     GPTNeoXConfig,
     LlamaConfig,
+    MistralConfig,
     OPTConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -31,7 +33,7 @@ TRAINING_TEXT = [
     "User: hello there\nAssistant: hi, how can I help?",
 ]
 
-ARCHS = ("llama", "gpt2", "gpt_neox", "opt", "qwen2")
+ARCHS = ("llama", "gpt2", "gpt_neox", "opt", "qwen2", "mistral", "gptj")
 
 
 def make_tiny_tokenizer(add_bos: bool = True, vocab_size: int = 320) -> PreTrainedTokenizerFast:
@@ -62,6 +64,13 @@ def tiny_config(arch: str, vocab_size: int, hidden: int = 32, layers: int = 2, h
         return LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                            num_attention_heads=heads, num_key_value_heads=heads // 2,
                            max_position_embeddings=context, **common)
+    if arch == "mistral":
+        return MistralConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                             num_attention_heads=heads, num_key_value_heads=heads // 2,
+                             max_position_embeddings=context, **common)
+    if arch == "gptj":
+        return GPTJConfig(n_embd=hidden, n_layer=layers, n_head=heads, rotary_dim=hidden // heads,
+                          n_positions=context, **common)
     if arch == "qwen2":
         return Qwen2Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                            num_attention_heads=heads, num_key_value_heads=heads // 2,
