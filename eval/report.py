@@ -1,0 +1,199 @@
+"""The outputs of a run: results.json (every score, prediction, prompt and setting) and
+report.html (a table and plots per task, and example queries with thumbnails).
+
+results.json:
+    {"settings": {...}, "model_fingerprint": "...", "created": "...", "versions": {...},
+     "tasks": {label: {"task", "description", "metrics", "blind", "notes",
+                       "scores": {"<shots>": {"mean": {metric: v}, "std": {...},
+                                              "trials": [{"trial", "seed", "queries", "scores"}]}},
+                       "predictions": [{"shots", "trial", "seed", "id", "prompt", "images",
+                                        "output", "prediction", "references", "group", "meta"}]}}}
+Scores are percent; std is over trials (numpy's population std, as OpenFlamingo reports).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.loop import TaskResult
+from eval.plot import line_plot
+from eval.settings import RunSettings
+
+THUMBNAIL = 128
+
+
+def aggregate(result: TaskResult) -> dict[str, Any]:
+    """Per shot count: mean and std of each metric over trials, and the trials themselves."""
+    scores: dict[str, Any] = {}
+    for shots in result.task.settings.shots:
+        trials = [t for t in result.trials if t.shots == shots]
+        names = list(dict.fromkeys(name for t in trials for name in t.scores))
+        values = {n: [t.scores[n] for t in trials if n in t.scores] for n in names}
+        scores[str(shots)] = {
+            "mean": {n: float(np.mean(v)) for n, v in values.items()},
+            "std": {n: float(np.std(v)) for n, v in values.items()},
+            "trials": [{"trial": t.trial, "seed": t.seed, "queries": t.queries, "scores": t.scores} for t in trials],
+        }
+    return scores
+
+
+def results_json(settings: RunSettings, results: dict[str, TaskResult], fingerprint: str) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {
+        "settings": dataclasses.asdict(settings),
+        "model_fingerprint": fingerprint,
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "tasks": {
+            label: {
+                "task": r.task.name,
+                "description": r.task.description,
+                "metrics": list(r.task.metrics),
+                "blind": r.task.settings.blind,
+                "stop": r.task.stop_strings(),
+                "notes": r.task.notes,
+                "scores": aggregate(r),
+                "predictions": [rec.to_json() for rec in r.records],
+            }
+            for label, r in results.items()
+        },
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ---- report.html ---------------------------------------------------------------------------
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; }
+td.text, th.text { text-align: left; max-width: 320px; }
+.examples td { font-size: 13px; }
+.examples td:first-child { text-align: center; }
+.examples img { width: 96px; height: 96px; object-fit: contain; background: #eee; }
+.badge { background: #333; color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 12px; }
+.note { color: #8a5a00; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; }
+pre { background: #f6f6f6; padding: 8px; white-space: pre-wrap; }
+.ok { color: #17702a; } .bad { color: #a11; }
+"""
+
+
+def thumbnail(image) -> str:
+    """A JPEG data URI of the image, at most THUMBNAIL pixels on a side."""
+    picture = image.copy()
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _score_table(result: TaskResult, scores: dict[str, Any]) -> str:
+    metrics = list(dict.fromkeys(m for s in scores.values() for m in s["mean"]))
+    head = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    rows = []
+    for shots, entry in scores.items():
+        n = len(entry["trials"])
+        cells = "".join(
+            f"<td>{entry['mean'][m]:.2f} ± {entry['std'][m]:.2f}</td>" if m in entry["mean"] else "<td>-</td>"
+            for m in metrics)
+        queries = entry["trials"][0]["queries"] if entry["trials"] else 0
+        rows.append(f"<tr><th>{_e(shots)}</th><td>{n}</td><td>{queries}</td>{cells}</tr>")
+    return (f'<table class="scores"><tr><th>shots</th><th>trials</th><th>queries</th>{head}</tr>'
+            + "".join(rows) + "</table>")
+
+
+def _plots(scores: dict[str, Any], headline: tuple[str, ...]) -> str:
+    """One plot per headline metric; its per-group variants (metric[group]) share its plot."""
+    names = list(dict.fromkeys(m for s in scores.values() for m in s["mean"]))
+    bases = [b for b in dict.fromkeys(n.split("[", 1)[0] for n in names) if b in headline]
+    svgs = []
+    for base in bases:
+        series = {}
+        for name in names:
+            if name == base or name.startswith(base + "["):
+                label = "all" if name == base else name[len(base) + 1:-1]
+                series[label] = [(int(shots), entry["mean"][name], entry["std"][name])
+                                 for shots, entry in scores.items() if name in entry["mean"]]
+        if len(series) == 1:
+            series = {base: next(iter(series.values()))}
+        svgs.append(line_plot(base, series))
+    return '<div class="plots">' + "".join(svgs) + "</div>"
+
+
+def _examples(result: TaskResult) -> str:
+    if not result.shown:
+        return ""
+    shots = result.task.settings.shots
+    by_key = {(r.shots, r.id): r for r in result.records if r.trial == 0}
+    head = "".join(f'<th class="text">{s}-shot</th>' for s in shots)
+    rows = []
+    for query in result.shown:
+        try:
+            image = f'<img src="{thumbnail(query.image.load())}" alt="{_e(query.id)}">'
+        except Exception as err:  # a report must not fail on one unreadable picture
+            image = f"(no image: {_e(err)})"
+        refs = "<br>".join(_e(r) for r in query.references[:5])
+        cells = []
+        for s in shots:
+            record = by_key.get((s, query.id))
+            if record is None:
+                cells.append('<td class="text">-</td>')
+                continue
+            exact = record.prediction.strip().lower() in {r.strip().lower() for r in record.references}
+            mark = ' class="ok"' if exact else ""
+            cells.append(f'<td class="text"><span{mark}>{_e(record.prediction) or "(empty)"}</span></td>')
+        rows.append(f'<tr><td>{image}<br>{_e(query.id)}</td><td class="text">{refs}</td>{"".join(cells)}</tr>')
+    seen = "image (the model saw it black)" if result.task.settings.blind else "image"
+    return (f'<h3>Examples (trial 0)</h3><table class="examples"><tr><th>{seen}</th>'
+            f'<th class="text">references</th>{head}</tr>' + "".join(rows) + "</table>")
+
+
+def _task_section(label: str, result: TaskResult) -> str:
+    settings = result.task.settings
+    scores = aggregate(result)
+    badge = ' <span class="badge">blind: every image black</span>' if settings.blind else ""
+    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in result.task.notes)
+    described = json.dumps(dataclasses.asdict(settings), indent=1, ensure_ascii=False)
+    example_prompt = ""
+    if result.records:
+        longest = max(result.records, key=lambda r: r.shots)     # the first one at the most shots
+        example_prompt = (f"<details><summary>an exact prompt ({longest.shots}-shot, query {_e(longest.id)})"
+                          f"</summary><pre>{_e(longest.prompt)}</pre></details>")
+    return (f'<section id="{_e(label)}"><h2>{_e(label)}{badge}</h2><p>{_e(result.task.description)}</p>'
+            f"{_score_table(result, scores)}{_plots(scores, result.task.metrics)}{notes}"
+            f"<details><summary>settings</summary><pre>{_e(described)}</pre></details>{example_prompt}"
+            f"{_examples(result)}</section>")
+
+
+def report_html(settings: RunSettings, results: dict[str, TaskResult]) -> str:
+    created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    nav = " · ".join(f'<a href="#{_e(label)}">{_e(label)}</a>' for label in results)
+    sections = "".join(_task_section(label, r) for label, r in results.items())
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>Evaluation: {_e(settings.model)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>Evaluation report</h1>"
+            f"<p>model <code>{_e(settings.model)}</code>, {created}. Scores in percent, mean ± std over "
+            f"trials.</p><p>{nav}</p>{sections}</body></html>")

@@ -1,0 +1,99 @@
+"""CaptionData: the LightningDataModule over image-caption shards (img2dataset layout).
+
+The model's `image_transform` and `collate` come from the LightningModule at setup, so images
+are decoded, padded and resized, and prompts tokenized, inside the data-loader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import lightning.pytorch as pl
+import torch
+
+from frozen.data import CaptionStream, DataError, Packer, expand_shards
+from frozen.data.shards import missing_local_shards
+from frozen.images import MAX_PIXELS
+
+log = logging.getLogger("frozen.training")
+
+
+class CaptionData(pl.LightningDataModule):
+    """Training (and optional validation) batches from webdataset shards.
+
+    train_shards / val_shards: a path, brace pattern ('cc3m/{00000..00331}.tar'), any URL
+        webdataset opens ('pipe:aws s3 cp s3://b/{0..9}.tar -'), or a list of those.
+    batch_size: sequences per rank per step (global batch = batch_size x ranks x accumulation).
+    epoch_samples: image-caption pairs per epoch over all ranks; sets a fixed number of batches
+        per rank, so uneven or few shards never leave a rank waiting.
+    resampled: draw shards with replacement per worker (default) rather than split them
+        exactly among ranks and workers.
+    shuffle_buffer: raw samples held for shuffling per worker (0: no shuffling).
+    pack_pairs / pack_max_tokens: up to this many pairs per training sequence, within this
+        many tokens (1 / None: one pair per sequence).
+    val_samples: validation pairs over all ranks (exact split, no shuffling, no packing).
+    max_image_pixels: larger images are skipped as decompression bombs (PIL's own limit,
+        about 89 M pixels, is the most this can allow).
+    log_interval: seconds between skip warnings of one worker.
+    """
+
+    def __init__(self, train_shards: str | list[str], val_shards: str | list[str] | None = None,
+                 batch_size: int = 128, epoch_samples: int = 1_000_000, val_samples: int = 5000,
+                 val_batch_size: int | None = None, resampled: bool = True,
+                 shuffle_buffer: int = 1000, pack_pairs: int = 1, pack_max_tokens: int | None = None,
+                 num_workers: int = 4, seed: int = 0, max_image_pixels: int = MAX_PIXELS,
+                 log_interval: float = 60.0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.train_urls = expand_shards(train_shards)
+        self.val_urls = expand_shards(val_shards) if val_shards else None
+        self.model = None
+
+    def setup(self, stage: str) -> None:
+        self.model = self.trainer.lightning_module.model
+        for name, urls in (("train", self.train_urls), ("val", self.val_urls)):
+            missing = missing_local_shards(urls or [])
+            if urls and len(missing) == len(urls):
+                raise DataError(f"none of the {len(urls)} {name} shards exist (first: {urls[0]!r})")
+            if missing:
+                log.warning("%d of %d %s shards do not exist and will be skipped (first: %s)",
+                            len(missing), len(urls), name, missing[0])
+        if self.hparams.num_workers > 0:
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    def _stream(self, urls: list[str], batch_size: int, samples: int, training: bool) -> CaptionStream:
+        hp, world = self.hparams, self.trainer.world_size
+        pairs = hp.pack_pairs if training else 1
+        packer = Packer(pairs, hp.pack_max_tokens if training else None,
+                        tokenizer=self.model.tokenizer,
+                        num_prefix_tokens=self.model.config.num_prefix_tokens)
+        return CaptionStream(
+            urls, self.model.image_transform, self.model.collate, batch_size,
+            batches=max(1, samples // (world * batch_size * pairs)), packer=packer,
+            resampled=hp.resampled and training, shuffle_buffer=hp.shuffle_buffer if training else 0,
+            seed=hp.seed, rank=self.trainer.global_rank, world_size=world,
+            start_step=self.trainer.global_step if training else 0, max_pixels=hp.max_image_pixels,
+            log_interval=hp.log_interval, name="train" if training else "val")
+
+    def _loader(self, stream: CaptionStream) -> torch.utils.data.DataLoader:
+        workers = self.hparams.num_workers
+        return torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+            # fork: workers share the tokenizer and transform without pickling the model
+            multiprocessing_context="fork" if workers > 0 else None,
+            pin_memory=self.trainer.strategy.root_device.type == "cuda")
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        return batch.to(device)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        hp = self.hparams
+        return self._loader(self._stream(self.train_urls, hp.batch_size, hp.epoch_samples, True))
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader | list:
+        if not self.val_urls:
+            return []
+        hp = self.hparams
+        return self._loader(self._stream(self.val_urls, hp.val_batch_size or hp.batch_size,
+                                         hp.val_samples, False))
