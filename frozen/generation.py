@@ -22,6 +22,7 @@ class SamplingOptions:
     """How to decode. temperature 0 (or do_sample=False) is greedy."""
 
     max_new_tokens: int = 32
+    min_new_tokens: int = 0
     temperature: float = 0.0
     top_p: float | None = None
     top_k: int | None = None
@@ -63,6 +64,8 @@ class SamplingOptions:
                       num_return_sequences=self.num_return_sequences,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                       do_sample=self.sampling)
+        if self.min_new_tokens:
+            kwargs["min_new_tokens"] = min(self.min_new_tokens, self.max_new_tokens)
         if self.sampling:
             kwargs.update(temperature=self.temperature, top_p=self.top_p or 1.0, top_k=self.top_k or 0)
         else:

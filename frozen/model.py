@@ -218,7 +218,8 @@ class FrozenModel(nn.Module):
         finally:
             self.train(was_training)
 
-    def generate(self, prompts: Any, max_new_tokens: int = 32, temperature: float = 0.0,
+    def generate(self, prompts: Any, max_new_tokens: int = 32, min_new_tokens: int = 0,
+                 temperature: float = 0.0,
                  top_p: float | None = None, top_k: int | None = None,
                  do_sample: bool | None = None, num_beams: int = 1,
                  stop: Sequence[str] | str | None = None, num_return_sequences: int = 1,
@@ -230,6 +231,7 @@ class FrozenModel(nn.Module):
         prompts: a str (returns a str), or a list whose elements are each a str or a list of
             str and PIL images in order (returns a list, one result per prompt). A str may hold
             `<image>` placeholders filled in order from `images` (PIL images or file paths).
+        min_new_tokens: EOS is suppressed until this many tokens are generated.
         stop: strings that end a continuation; the result is cut before the first one.
         num_return_sequences: > 1 gives a list of continuations per prompt.
         return_full_text: return prompt text (images as `<image>`) + continuation.
@@ -243,7 +245,8 @@ class FrozenModel(nn.Module):
             raise PromptError("no prompts given")
         if images is not None:
             images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
-        options = SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature,
+        options = SamplingOptions(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                                  temperature=temperature,
                                   top_p=top_p, top_k=top_k, do_sample=do_sample,
                                   num_beams=num_beams, num_return_sequences=num_return_sequences,
                                   stop=stop, seed=seed)

@@ -1,4 +1,7 @@
-"""Tiny random language models and tokenizers built in code, for tests (nothing is downloaded).
+"""Tiny random language models and tokenizers built in code, for tests and benchmarks.
+
+Nothing is downloaded: a byte-level BPE tokenizer is trained on a few sentences and a random
+model of the chosen architecture family is saved next to it.
 
 `make_tiny_lm_dir(tmp_path, arch)` writes a Hugging Face model folder (config, safetensors
 weights, tokenizer) that `FrozenConfig(lm=...)` loads exactly like a real 7B checkpoint.
