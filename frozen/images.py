@@ -27,7 +27,18 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class ImageError(ValueError):
-    """An image that cannot be used, with the reason in the message."""
+    """An image that cannot be used, with the reason in the message.
+
+    kind: "missing" (no such file), "empty", "unreadable" (not an image), "truncated"
+    (cut short or corrupt while decoding), "too_large" (over the pixel limit), "no_pixels".
+    """
+
+    KINDS = ("missing", "empty", "unreadable", "truncated", "too_large", "no_pixels")
+
+    def __init__(self, message: str, kind: str = "unreadable"):
+        assert kind in self.KINDS, kind
+        super().__init__(message)
+        self.kind = kind
 
 
 def _describe(source: Any) -> str:
@@ -44,17 +55,17 @@ def _open(source: Any) -> Image.Image:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ImageError(f"image file not found: {str(path)!r}")
+            raise ImageError(f"image file not found: {str(path)!r}", "missing")
         source = path.read_bytes()
     if isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
-            raise ImageError("image bytes are empty")
+            raise ImageError("image bytes are empty", "empty")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 return Image.open(io.BytesIO(source))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ImageError(f"image too large to decode safely ({err})") from None
+            raise ImageError(f"image too large to decode safely ({err})", "too_large") from None
         except Exception as err:  # PIL raises many types for garbage input
             raise ImageError(f"cannot read image: not a supported image file ({err})") from None
     raise ImageError(f"expected a PIL image, a file path or bytes, got {type(source).__name__}")
@@ -85,10 +96,11 @@ def load_image(source: Any, draft_size: int | None = None, max_pixels: int = MAX
     img = _open(source)
     width, height = img.size
     if width < 1 or height < 1:
-        raise ImageError(f"{_describe(source)} has no pixels ({width}x{height})")
+        raise ImageError(f"{_describe(source)} has no pixels ({width}x{height})", "no_pixels")
     if width * height > max_pixels:
         raise ImageError(f"{_describe(source)} is too large: {width}x{height} pixels is over the "
-                         f"limit of {max_pixels} (a decompression bomb, or set max_pixels)")
+                         f"limit of {max_pixels} (a decompression bomb, or set max_pixels)",
+                         "too_large")
     try:
         if draft_size and img.format == "JPEG" and min(width, height) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
@@ -98,7 +110,8 @@ def load_image(source: Any, draft_size: int | None = None, max_pixels: int = MAX
     except ImageError:
         raise
     except Exception as err:
-        raise ImageError(f"cannot decode {_describe(source)}: truncated or corrupt ({err})") from None
+        raise ImageError(f"cannot decode {_describe(source)}: truncated or corrupt ({err})",
+                         "truncated") from None
 
 
 def pad_to_square(img: Image.Image, pad_value: int = 0) -> Image.Image:
@@ -120,9 +133,11 @@ class ImageTransform:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     pad_value: int = 0
+    max_pixels: int = MAX_PIXELS
 
     def __call__(self, source: Any) -> torch.Tensor:
-        img = pad_to_square(load_image(source, draft_size=self.size), self.pad_value)
+        img = load_image(source, draft_size=self.size, max_pixels=self.max_pixels)
+        img = pad_to_square(img, self.pad_value)
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.BICUBIC)
         arr = np.asarray(img, dtype=np.float32) / 255.0            # (S, S, 3)

@@ -26,7 +26,7 @@ from .config import FrozenConfig
 from .generation import SamplingOptions, decode, run_generate, stream_text
 from .images import ImageTransform, load_image
 from .lm import context_length, embedding_rms, fingerprint, freeze, load_lm
-from .prompts import (IGNORE_INDEX, PromptBatch, PromptError, pad_batch, parse_prompt,
+from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
                       prompt_text, special_prefix, tokenize_prompt, truncate)
 from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
 
@@ -119,22 +119,17 @@ class FrozenModel(nn.Module):
         return tokenize_prompt(items, self.tokenizer, self.config.num_prefix_tokens,
                                self.tokenizer.pad_token_id, self._prefix_ids, eos_after_target)
 
+    def collator(self, padding_side: str = "left", eos_after_target: bool = True,
+                 max_length: int | None = None) -> Collator:
+        """A picklable training collate (see Collator); max_length defaults to the window."""
+        return Collator(self.tokenizer, self.config.num_prefix_tokens, self.tokenizer.pad_token_id,
+                        self._prefix_ids, self.image_transform, max_length or self.context_length,
+                        padding_side, eos_after_target)
+
     def collate(self, samples: Sequence[Any], padding_side: str = "left",
                 eos_after_target: bool = True, max_length: int | None = None) -> PromptBatch:
-        """Training batch: prompts (lists of str / Target / images) -> padded PromptBatch.
-
-        A sequence that ends with a Target gets EOS appended as a target, so the model learns
-        where a caption stops. Sequences longer than `max_length` (default: the context window)
-        lose their end.
-        """
-        limit = max_length or self.context_length
-        rows = []
-        for sample in samples:
-            row = self._tokenize(parse_prompt(sample), eos_after_target)
-            if limit:
-                row = truncate(row, limit, "start", self.config.num_prefix_tokens, 0)
-            rows.append(row)
-        return pad_batch(rows, self.tokenizer.pad_token_id, padding_side, self.image_transform)
+        """Training batch: prompts (lists of str / Target / images) -> padded PromptBatch."""
+        return self.collator(padding_side, eos_after_target, max_length)(samples)
 
     def _image_to_tensor(self, image: Any) -> torch.Tensor:
         if self.image_transform is None:
@@ -184,7 +179,8 @@ class FrozenModel(nn.Module):
 
     # ----- inference -------------------------------------------------------------------------
 
-    def _prepare(self, prompts: list[Any], images, truncation: str, max_new_tokens: int):
+    def _prompt_rows(self, prompts: list[Any], images, truncation: str, max_new_tokens: int):
+        """Tokenize prompts for inference, applying the context-window policy."""
         rows, texts = [], []
         window = self.context_length
         for prompt in prompts:
@@ -199,14 +195,29 @@ class FrozenModel(nn.Module):
                 row = truncate(row, room, "end", self.config.num_prefix_tokens, len(self._prefix_ids))
             rows.append(row)
             texts.append(prompt_text(items))
-        batch = pad_batch(rows, self.tokenizer.pad_token_id, "left", self._image_to_tensor)
-        return batch.to(self.device), texts
+        return rows, texts
 
-    def _max_new_tokens(self, batch: PromptBatch, wanted: int) -> int:
+    def _decode_groups(self, rows, max_new_tokens: int) -> list[tuple[list[int], int]]:
+        """Split rows into (indices, new-token budget) groups that respect the context window.
+
+        Each row may continue until its own length reaches the window. Rows with room for the
+        full budget decode together; a row with less room decodes on its own, so one long
+        prompt never shortens the other rows' continuations.
+        """
         window = self.context_length
         if window is None:
-            return wanted
-        return max(1, min(wanted, window - batch.input_ids.shape[1]))
+            return [(list(range(len(rows))), max_new_tokens)]
+        full, groups = [], []
+        for i, row in enumerate(rows):
+            room = window - len(row.ids)
+            if room >= max_new_tokens:
+                full.append(i)
+            else:
+                groups.append(([i], max(room, 1)))
+        return ([(full, max_new_tokens)] if full else []) + groups
+
+    def _batch(self, rows) -> PromptBatch:
+        return pad_batch(rows, self.tokenizer.pad_token_id, "left", self._image_to_tensor).to(self.device)
 
     @contextmanager
     def _inference(self):
@@ -252,17 +263,21 @@ class FrozenModel(nn.Module):
                                   stop=stop, seed=seed)
         step = batch_size or len(prompt_list)
         results: list[Any] = []
+        k = num_return_sequences
         with self._inference():
             for start in range(0, len(prompt_list), step):
-                chunk = prompt_list[start:start + step]
-                batch, texts = self._prepare(chunk, images, truncation, max_new_tokens)
-                options.max_new_tokens = self._max_new_tokens(batch, max_new_tokens)
-                new_ids = run_generate(self.lm, self.tokenizer, self.embed(batch),
-                                       batch.attention_mask, options)
-                outputs = decode(self.tokenizer, new_ids, options.stop)
-                k = num_return_sequences
-                for i, text in enumerate(texts):
-                    group = outputs[i * k:(i + 1) * k]
+                rows, texts = self._prompt_rows(prompt_list[start:start + step], images, truncation,
+                                                max_new_tokens)
+                outputs: list[list[str]] = [[] for _ in rows]
+                for indices, budget in self._decode_groups(rows, max_new_tokens):
+                    batch = self._batch([rows[i] for i in indices])
+                    options.max_new_tokens = budget
+                    new_ids = run_generate(self.lm, self.tokenizer, self.embed(batch),
+                                           batch.attention_mask, options)
+                    texts_out = decode(self.tokenizer, new_ids, options.stop)
+                    for j, i in enumerate(indices):
+                        outputs[i] = texts_out[j * k:(j + 1) * k]
+                for text, group in zip(texts, outputs):
                     if return_full_text:
                         group = [text + g for g in group]
                     results.append(group if k > 1 else group[0])
@@ -280,8 +295,9 @@ class FrozenModel(nn.Module):
         if images is not None:
             images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
         with self._inference():
-            batch, _ = self._prepare([prompt], images, truncation, options.max_new_tokens)
-            options.max_new_tokens = self._max_new_tokens(batch, options.max_new_tokens)
+            rows, _ = self._prompt_rows([prompt], images, truncation, options.max_new_tokens)
+            (_, options.max_new_tokens), = self._decode_groups(rows, options.max_new_tokens)
+            batch = self._batch(rows)
             embeds = self.embed(batch)
         yield from stream_text(self.lm, self.tokenizer, embeds, batch.attention_mask, options)
 
@@ -298,15 +314,21 @@ class FrozenModel(nn.Module):
     def lm_fingerprint(self) -> str:
         return fingerprint(self.lm, self.tokenizer)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write frozen_config.json and the vision side's weights (safetensors); not the LM."""
+    def save_pretrained(self, folder: str | Path,
+                        state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+        """Write frozen_config.json and the vision side's weights (safetensors); not the LM.
+
+        state_dict: the trainable weights to write instead of this module's own (e.g. gathered
+        from FSDP shards).
+        """
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"config": self.config.to_dict(), "lm_fingerprint": self.lm_fingerprint(),
                 "format_version": 1}
-        state = {k: v.detach().cpu().contiguous() for k, v in self.trainable_state_dict().items()}
+        state = state_dict if state_dict is not None else self.trainable_state_dict()
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         tmp = folder / (WEIGHTS_FILE + ".tmp")
         save_file(state, str(tmp))
         tmp.replace(folder / WEIGHTS_FILE)

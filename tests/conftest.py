@@ -6,10 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny import TINY_VISION, make_tiny_lm_dir  # noqa: E402
+
+# Tiny models gain nothing from threads, and on a busy 2-core machine threaded kernels stall.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

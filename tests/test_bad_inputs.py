@@ -58,7 +58,8 @@ def test_left_truncation_never_splits_an_image(tiny_config, lm_dirs):
     model = FrozenModel(tiny_config(lm=lm_dirs("llama", context=32)))
     img = Image.new("RGB", (8, 8))
     prompt = [img, "the quick brown fox " * 3, img, "jumps"]
-    batch, _ = model._prepare([prompt], None, "left", 8)
+    rows, _ = model._prompt_rows([prompt], None, "left", 8)
+    batch = model._batch(rows)
     assert int(batch.image_mask.sum()) == 2 * batch.num_images
     assert batch.input_ids.shape[1] <= 32
 
@@ -101,3 +102,12 @@ def test_bad_sampling_options(model):
         model.generate("hi", max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         model.generate("hi", temperature=-1)
+
+
+def test_a_long_prompt_does_not_shorten_the_others(tiny_config, lm_dirs):
+    model = FrozenModel(tiny_config(lm=lm_dirs("llama", context=32)))
+    short, long = "hello", "the quick brown fox jumps over"     # the long one nearly fills 32
+    assert len(model.tokenizer(long)["input_ids"]) > 32 - 10
+    together = model.generate([short, long], max_new_tokens=10, min_new_tokens=10)
+    assert together[0] == model.generate(short, max_new_tokens=10, min_new_tokens=10)
+    assert together[1] == model.generate(long, max_new_tokens=10, min_new_tokens=10)

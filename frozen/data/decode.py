@@ -11,7 +11,6 @@ import dataclasses
 from typing import Any, Callable
 
 import torch
-from PIL import Image
 
 from frozen.images import MAX_PIXELS, ImageError, load_image
 
@@ -39,14 +38,8 @@ def caption_of(sample: dict[str, Any]) -> str:
     return text
 
 
-def _image_error_kind(err: ImageError) -> str:
-    cause = err.__context__
-    if isinstance(cause, (Image.DecompressionBombError, Image.DecompressionBombWarning)) \
-            or "decompression bomb" in str(err) or "too large to decode" in str(err):
-        return "decompression_bomb"
-    if cause is not None and "truncated" in str(cause).lower():
-        return "truncated_image"
-    return "corrupt_image"
+# ImageError kinds -> the pipeline's skip kinds.
+_SKIP_KIND = {"too_large": "decompression_bomb", "truncated": "truncated_image"}
 
 
 def image_of(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
@@ -59,7 +52,7 @@ def image_of(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
         picture = load_image(data, draft_size=getattr(transform, "size", None), max_pixels=max_pixels)
         return transform(picture)                                   # (3, S, S)
     except ImageError as err:
-        raise SampleSkipped(_image_error_kind(err), str(err)) from None
+        raise SampleSkipped(_SKIP_KIND.get(err.kind, "corrupt_image"), str(err)) from None
     except Exception as err:  # a transform failing on odd input is a bad sample too
         raise SampleSkipped("corrupt_image", f"{type(err).__name__}: {err}") from None
 

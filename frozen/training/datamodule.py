@@ -6,6 +6,8 @@ are decoded, padded and resized, and prompts tokenized, inside the data-loader w
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 
@@ -69,7 +71,8 @@ class CaptionData(pl.LightningDataModule):
                         tokenizer=self.model.tokenizer,
                         num_prefix_tokens=self.model.config.num_prefix_tokens)
         return CaptionStream(
-            urls, self.model.image_transform, self.model.collate, batch_size,
+            urls, dataclasses.replace(self.model.image_transform, max_pixels=hp.max_image_pixels),
+            self.model.collator(), batch_size,
             batches=max(1, samples // (world * batch_size * pairs)), packer=packer,
             resampled=hp.resampled and training, shuffle_buffer=hp.shuffle_buffer if training else 0,
             seed=hp.seed, rank=self.trainer.global_rank, world_size=world,
@@ -80,8 +83,6 @@ class CaptionData(pl.LightningDataModule):
         workers = self.hparams.num_workers
         return torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-            # fork: workers share the tokenizer and transform without pickling the model
-            multiprocessing_context="fork" if workers > 0 else None,
             pin_memory=self.trainer.strategy.root_device.type == "cuda")
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):

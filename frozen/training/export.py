@@ -24,13 +24,7 @@ STATE_PREFIX = "model."
 def save_inference_folder(model: FrozenModel, folder: Path, state: dict | None = None) -> Path:
     """model.save_pretrained(folder); `state` replaces its trainable weights when they had to be
     gathered from shards first (FSDP)."""
-    if state is None:
-        return model.save_pretrained(folder)
-    model.trainable_state_dict = lambda: state      # instance attribute, removed just below
-    try:
-        return model.save_pretrained(folder)
-    finally:
-        del model.trainable_state_dict
+    return model.save_pretrained(folder, state_dict=state)
 
 
 def export_checkpoint(ckpt_path: str | Path, folder: str | Path, lm: str | None = None) -> Path:

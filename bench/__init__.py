@@ -1,0 +1,1 @@
+"""Benchmarks that measure a candidate and its baseline side by side in one run (medians)."""

@@ -1,0 +1,54 @@
+"""Few-shot captioning at 8 shots: queries batched (left padded) against one query at a time.
+
+Both sides caption the same 256 queries with the same 8-shot prompts and greedy decoding; the
+ratio is the speed-up of batching. Padding changes the order of floating-point sums, so a
+random model's near-tied tokens can flip: the share of identical captions is reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .common import Row, median_seconds
+
+SHOTS, QUERIES, NEW_TOKENS = 8, 256, 12
+
+
+def random_image(rng: np.random.Generator, size: int = 64) -> Image.Image:
+    color = rng.integers(0, 255, 3)
+    arr = np.full((size, size, 3), rng.integers(215, 255), dtype=np.uint8)
+    x, y = rng.integers(8, size - 24, 2)
+    arr[y:y + 16, x:x + 16] = color
+    return Image.fromarray(arr)
+
+
+def few_shot_prompts(seed: int = 0) -> list[list]:
+    rng = np.random.default_rng(seed)
+    captions = ["a big red circle on the left", "a small blue square on the right",
+                "a big green triangle on the left", "a small yellow diamond on the right"]
+    prompts = []
+    for _ in range(QUERIES):
+        items: list = []
+        for _ in range(SHOTS):
+            items += [random_image(rng), captions[int(rng.integers(len(captions)))] + "\n"]
+        prompts.append(items + [random_image(rng)])
+    return prompts
+
+
+def run(model, repeats: int, batch_size: int = 64) -> list[Row]:
+    prompts = few_shot_prompts()
+    kwargs = dict(max_new_tokens=NEW_TOKENS, stop=["\n"])
+    with torch.no_grad():
+        batched = model.generate(prompts, batch_size=batch_size, **kwargs)
+        single = [model.generate([p], **kwargs)[0] for p in prompts]
+    agree = sum(b == s for b, s in zip(batched, single)) / len(prompts)
+    t_batched = median_seconds(lambda: model.generate(prompts, batch_size=batch_size, **kwargs),
+                               repeats, warmup=0)
+    t_single = median_seconds(lambda: [model.generate([p], **kwargs) for p in prompts],
+                              max(1, repeats // 2), warmup=0)
+    speedup = t_single / t_batched
+    return [Row(f"8-shot captioning, {QUERIES} queries (queries/s)", QUERIES / t_batched,
+                QUERIES / t_single, "", ">= 8x faster", speedup, speedup >= 8,
+                f"speed-up {speedup:.1f}x; {agree:.0%} captions identical")]
