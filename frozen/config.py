@@ -32,7 +32,8 @@ class FrozenConfig:
     dtype: the LM's dtype. The trainable side stays float32 (mixed precision casts it).
     image_size: input resolution; None takes the tower's own.
     pad_value: the gray level images are padded with to make them square (Frozen: 0).
-    lm_device: "meta" builds the LM without weights (for checking large configs).
+    lm_device: build the LM from its config alone on this device, with random weights and no
+        checkpoint read ("meta": no memory at all, for checking large configs).
     """
 
     lm: str

@@ -60,16 +60,20 @@ def load_tokenizer(source: str):
 
 
 def load_lm(cfg: FrozenConfig) -> tuple[nn.Module, object]:
-    """Load (model, tokenizer) for `cfg.lm` in `cfg.dtype`; on "meta", build without weights."""
+    """Load (model, tokenizer) for `cfg.lm` in `cfg.dtype`.
+
+    With `cfg.lm_device` set, the LM is built from its config alone on that device, with random
+    weights ("meta": no memory at all), e.g. to check a 7B config or benchmark its shape.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     source = resolve_lm_source(cfg.lm)
     dtype = getattr(torch, cfg.dtype)
     tokenizer = load_tokenizer(source)
     try:
-        if cfg.lm_device == "meta":
+        if cfg.lm_device is not None:     # architecture only: random weights, no checkpoint read
             lm_config = AutoConfig.from_pretrained(source)
-            with torch.device("meta"):
+            with torch.device(cfg.lm_device):
                 model = AutoModelForCausalLM.from_config(lm_config, dtype=dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)

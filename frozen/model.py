@@ -140,9 +140,14 @@ class FrozenModel(nn.Module):
     # ----- the forward pass ------------------------------------------------------------------
 
     def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) -> prefix embeddings (N, n, D)."""
+        """(N, 3, S, S) -> prefix embeddings (N, n, D).
+
+        uint8 pixels (what image_transform gives) are normalised here; float pixels are taken
+        as already normalised."""
         if self.vision is None:
             raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
+        if pixel_values.dtype == torch.uint8:
+            pixel_values = self.image_transform.normalize(pixel_values)
         features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
         return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
 
@@ -306,6 +311,7 @@ class FrozenModel(nn.Module):
         if self.vision is None:
             raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
         pixels = torch.stack([self._image_to_tensor(img) for img in images]).to(self.device)
+        pixels = self.image_transform.normalize(pixels)                     # (N, 3, S, S)
         with self._inference():
             return tower_features(self.vision, pixels, tokens=False).float()  # (N, F)
 

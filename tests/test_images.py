@@ -82,8 +82,10 @@ def test_pad_to_square_centres_with_pad_value():
     assert img.size == (4, 4) and arr[0, 0].tolist() == [0, 0, 0] and arr[1, 0].tolist() == [255] * 3
 
 
-def test_transform_shape_and_normalisation():
+def test_transform_gives_bytes_and_normalises_batches():
     t = ImageTransform(16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    out = t(Image.new("RGB", (16, 16), (255, 0, 255)))
-    assert out.shape == (3, 16, 16)
-    assert torch.allclose(out[:, 0, 0], torch.tensor([1.0, -1.0, 1.0]))
+    out = t(Image.new("RGB", (16, 8), (255, 0, 255)))
+    assert out.shape == (3, 16, 16) and out.dtype == torch.uint8
+    assert out[:, 8, 0].tolist() == [255, 0, 255] and out[:, 0, 0].tolist() == [0, 0, 0]  # padded
+    normalised = t.normalize(out.unsqueeze(0))
+    assert torch.allclose(normalised[0, :, 8, 0], torch.tensor([1.0, -1.0, 1.0]))
