@@ -1,0 +1,239 @@
+"""Build the shapes-world language model: tokenizer, then causal-LM pretraining on the corpus.
+
+    python -m frozen.toy.build_lm --out DIR [--seed 0]
+
+Writes a standard Hugging Face model folder (``config.json``, ``model.safetensors``,
+``generation_config.json``, tokenizer files) loadable with ``AutoModelForCausalLM`` /
+``AutoTokenizer``, plus a README.md recording the command and how long it took.
+Deterministic for a given seed and thread count.
+
+The model is a small Llama with UNTIED input and output embeddings initialized with a
+large standard deviation (0.1): with tied, small-init embeddings interchangeable words
+(left / right) collapse to one vector and cannot be copied from context. During
+pretraining the stand-in embeddings get Gaussian noise, so the model also reads
+slightly-off vectors in their place (what a learned visual prefix gives it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from frozen.toy.corpus import TARGET, CorpusMix, Document, documents, vocabulary_texts
+from frozen.toy.standins import STANDIN_TOKENS
+from frozen.toy.tokenizer import train_tokenizer
+
+@dataclass(frozen=True)
+class LMRecipe:
+    """Architecture and pretraining hyperparameters of the shapes-world LM."""
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 384
+    max_position_embeddings: int = 512
+    embedding_init_std: float = 0.1
+    steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    pool_batches: int = 16  # batches drawn at once and bucketed by length
+    standin_noise: float = 0.0  # std of Gaussian noise added to stand-in input embeddings
+
+
+def build_model(recipe: LMRecipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers,
+        num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads,
+        max_position_embeddings=recipe.max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.normal_(0.0, recipe.embedding_init_std)
+        model.get_output_embeddings().weight.normal_(0.0, recipe.embedding_init_std)
+    return model
+
+
+class DocumentEncoder:
+    """Token ids and loss mask of a document, each segment tokenized on its own."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast):
+        self.tokenizer = tokenizer
+        self._cache: dict[str, list[int]] = {}
+
+    def ids(self, text: str) -> list[int]:
+        if text not in self._cache:
+            self._cache[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._cache[text]
+
+    def encode(self, document: Document) -> tuple[list[int], list[bool]]:
+        ids, loss = [self.tokenizer.bos_token_id], [False]
+        for segment in document:
+            piece = self.ids(segment.text)
+            ids += piece
+            loss += [segment.role == TARGET] * len(piece)
+        return ids + [self.tokenizer.eos_token_id], loss + [True]
+
+    def batch(self, batch: list[Document]) -> dict[str, torch.Tensor]:
+        """Right-padded input_ids (B, T), attention_mask (B, T), labels (B, T)."""
+        encoded = [self.encode(document) for document in batch]
+        length = max(len(ids) for ids, _ in encoded)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(batch), length), pad, dtype=torch.long)
+        labels = torch.full((len(batch), length), -100, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, (ids, loss) in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+            labels[row, : len(ids)] = torch.where(torch.tensor(loss), torch.tensor(ids), -100)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def length_bucketed(stream: Iterator[Document], encoder: DocumentEncoder, batch_size: int,
+                    pool_batches: int, seed: int) -> Iterator[list[Document]]:
+    """Batches of documents of similar token length (less padding), in shuffled order."""
+    rng = random.Random(seed)
+    while True:
+        pool = list(itertools.islice(stream, batch_size * pool_batches))
+        pool.sort(key=lambda document: len(encoder.encode(document)[0]))
+        chunks = [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
+def learning_rate(step: int, recipe: LMRecipe) -> float:
+    """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak."""
+    if step < recipe.warmup_steps:
+        return recipe.learning_rate * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return recipe.learning_rate * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+
+
+def pretrain(
+    model: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    recipe: LMRecipe,
+    seed: int,
+    mix: CorpusMix,
+    progress: bool = True,
+) -> list[float]:
+    """Train ``model`` on corpus ``seed``; returns the loss of every step."""
+    encoder = DocumentEncoder(tokenizer)
+    standin_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(STANDIN_TOKENS)))
+    generator = torch.Generator().manual_seed(seed)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.learning_rate,
+        betas=(0.9, 0.95),
+    )
+    batches = length_bucketed(documents(seed, mix), encoder, recipe.batch_size, recipe.pool_batches, seed)
+    losses = []
+    model.train()
+    bar = tqdm(range(recipe.steps), desc="pretraining", disable=not progress, mininterval=2.0)
+    for step in bar:
+        batch = encoder.batch(next(batches))
+        embeds = model.get_input_embeddings()(batch["input_ids"])  # (B, T, D)
+        if recipe.standin_noise > 0:
+            is_standin = torch.isin(batch["input_ids"], standin_ids).unsqueeze(-1)  # (B, T, 1)
+            noise = torch.randn(embeds.shape, generator=generator) * recipe.standin_noise
+            embeds = embeds + noise * is_standin
+        out = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, recipe)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(out.loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    model.eval()
+    return losses
+
+
+def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, model: LlamaForCausalLM,
+                 tokenizer: PreTrainedTokenizerFast, threads: int) -> None:
+    params = sum(p.numel() for p in model.parameters())
+    lines = [
+        "# shapes-lm: the frozen language model of the shapes world",
+        "",
+        "A small Llama pretrained on the shapes-world text corpus (`frozen/toy/corpus.py`),",
+        "in which every image is replaced by 4 stand-in tokens (size, color, shape, position).",
+        "",
+        f"- parameters: {params:,} (untied input/output embeddings)",
+        f"- tokenizer: byte-level BPE, {len(tokenizer)} tokens including 13 stand-ins",
+        f"- built by: `{command}`",
+        f"- build time: {seconds:.0f} s on {threads} CPU thread(s)",
+        "",
+        "Recipe:",
+        "",
+        *[f"- {key}: {value}" for key, value in asdict(recipe).items()],
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMix = CorpusMix(),
+          progress: bool = True) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[float]]:
+    """Tokenizer + pretraining with ``seed``; saves the model folder to ``out``."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    tokenizer = train_tokenizer(vocabulary_texts())
+    model = build_model(recipe, tokenizer)
+    losses = pretrain(model, tokenizer, recipe, seed, mix, progress)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return model, tokenizer, losses
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=LMRecipe.steps)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    recipe = LMRecipe(steps=args.steps)
+    start = time.perf_counter()
+    model, tokenizer, _ = build(args.out, args.seed, recipe)
+    seconds = time.perf_counter() - start
+    command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads)
+    print(f"wrote {args.out} in {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

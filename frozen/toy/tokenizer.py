@@ -1,0 +1,49 @@
+"""The byte-level BPE tokenizer of the shapes-world language model.
+
+Byte-level BPE (the GPT-2 scheme, no normalizer, no added prefix space) decodes back
+to exactly the text it encoded, for any string. It is trained on the shapes world's
+own text until every word of a caption or prompt is a single token. Special tokens:
+``<s>`` (BOS, added in front by the tokenizer), ``</s>`` (EOS), ``<pad>``, ``<unk>``
+and the 13 image stand-ins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from frozen.toy.standins import STANDIN_TOKENS
+
+BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+SPECIAL_TOKENS = [BOS, EOS, PAD, UNK, *STANDIN_TOKENS]
+
+
+def train_tokenizer(texts: Iterable[str], max_vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """Train byte-level BPE on ``texts``, merging until no pair is left or the cap is hit."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=max_vocab_size,
+        min_frequency=1,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    bos_id = tokenizer.token_to_id(BOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=list(STANDIN_TOKENS),
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
