@@ -40,16 +40,16 @@ class LMRecipe:
     """Architecture and pretraining hyperparameters of the shapes-world LM."""
 
     hidden_size: int = 128
-    num_layers: int = 4
+    num_layers: int = 3
     num_heads: int = 4
     intermediate_size: int = 384
     max_position_embeddings: int = 512
     embedding_init_std: float = 0.1
     steps: int = 2000
-    batch_size: int = 32
-    learning_rate: float = 2e-3
+    batch_size: int = 128
+    learning_rate: float = 3e-3
     warmup_steps: int = 100
-    min_lr_ratio: float = 0.05
+    min_lr_ratio: float = 0.3
     weight_decay: float = 0.01
     pool_batches: int = 16  # batches drawn at once and bucketed by length
     standin_noise: float = 0.0  # std of Gaussian noise added to stand-in input embeddings
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=LMRecipe.steps)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = LMRecipe(steps=args.steps)

@@ -3,17 +3,19 @@
 Every image is replaced by its text stand-in (``standins.standin``), so the corpus
 holds the prompt formats of ``prompts`` as plain text: zero-shot plain captioning,
 style k-shot, instruction k-shot and fast-binding episodes. A document is a list of
-``Segment``s; each is tokenized on its own, exactly as a prompt's items are, and only
+``Segment``s; each is tokenized on its own, exactly as a prompt's items are (segments
+split text only where the tokenizer splits it anyway), and only
 ``target`` segments carry the language-modelling loss:
 
 - stand-ins never do (an image's content is not predictable from text);
 - the first caption of a non-plain style sequence does not (its style is not yet
   shown), so a lone image is always continued with its plain caption (format 1);
-- instructions and fast-binding demonstrations do not, except a demonstration name
-  whose shape was already named earlier in the episode (a binding test of its own);
+- instructions and the introductions of fast-binding names do not; a later
+  demonstration of an already named shape does (a binding test of its own);
 - captions, the fast-binding answer and the end of sequence do.
 
-Held-out color-shape pairs appear in the text like every other pair.
+Beside the formats, "shape question" documents answer an image with its shape word
+after a fast-binding phrase. Held-out color-shape pairs appear like every other pair.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frozen.toy.captions import STYLES, caption
-from frozen.toy.prompts import BINDING_QUERY, NONCE_WORDS, instruction
+from frozen.toy.prompts import BINDING_QUERY, NONCE_WORDS, binding_demo, instruction
 from frozen.toy.render import ALL_ATTRIBUTES, SHAPES, Attributes, as_rng, sample_attributes
 from frozen.toy.standins import standin
 
@@ -46,15 +48,18 @@ Document = list[Segment]
 class CorpusMix:
     """How often each kind of document appears, and how long its sequences are."""
 
-    caption: float = 0.10  # format 1: one image, plain caption
-    style: float = 0.30  # format 2 (plain sequences included: interleaved captioning)
-    instruction: float = 0.20  # format 3
-    binding: float = 0.40  # format 4
-    max_style_shots: int = 6
-    max_instruction_shots: int = 5
-    binding_ways: tuple[int, ...] = (2, 3, 4)
-    max_binding_tests: int = 6  # recalls per fast-binding document, drawn from 1..max
-    kinds: tuple[str, ...] = field(default=("caption", "style", "instruction", "binding"), init=False)
+    caption: float = 0.05  # format 1: one image, plain caption
+    style: float = 0.12  # format 2 (plain sequences included: interleaved captioning)
+    instruction: float = 0.08  # format 3
+    binding: float = 0.55  # format 4 (short documents: many per batch)
+    shape_question: float = 0.20  # an image's shape word after a binding phrase
+    max_style_shots: int = 5
+    max_instruction_shots: int = 4
+    binding_ways: tuple[int, ...] = (2, 2, 3, 4)  # drawn uniformly
+    max_binding_recalls: int = 2  # recalls per fast-binding document, drawn from 1..max
+    kinds: tuple[str, ...] = field(
+        default=("caption", "style", "instruction", "binding", "shape_question"), init=False
+    )
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
@@ -106,39 +111,44 @@ def instruction_document(rng: np.random.Generator, style: str, images: int) -> D
     return document
 
 
-def binding_document(rng: np.random.Generator, ways: int, tests: int) -> Document:
-    """Format 4, densified: ``ways`` nonce names bound to shapes, then ``tests`` recalls.
+def binding_document(rng: np.random.Generator, ways: int, recalls: int) -> Document:
+    """Format 4: ``ways`` nonce names bound to shapes, then ``recalls`` recalls.
 
-    Each way is introduced once (``<image>this is a {name}.``, the name unpredictable, no
-    loss); introductions come in random order, interleaved with recalls of ways already
-    introduced, each either a demonstration (``<image>this is a {name}.``) or the
-    question of the contract (``<image>Q: what is this? A: this is a {name}.``), whose
-    name carries the loss. The document ends with a question, as the contract's episode.
-    Several recalls per document give many binding targets per step.
+    The ways are introduced in random order (``<image>this is a {name}.``, no loss: the
+    name is not predictable yet); each recall shows a new image of a bound shape and is
+    either a demonstration (its whole text carries the loss) or the question of the
+    contract (``<image>Q: what is this? A: this is a`` + `` {name}.``). The document ends
+    with a question, as the contract's episode does.
     """
     names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
     shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
-    pending = [int(way) for way in rng.permutation(ways)]
-    introduced: list[int] = []
-    recalls = tests - 1
     document: Document = []
-
-    def statement(way: int, question: bool, role: str, newline: bool) -> None:
-        document.extend([
-            _image(sample_attributes(rng, "any", shape=shapes[way])),
-            Segment(BINDING_QUERY if question else "this is a", CONTEXT),
-            Segment(f" {names[way]}." + ("\n" if newline else ""), role),
-        ])
-
-    while pending or recalls > 0:
-        if pending and (not introduced or recalls == 0 or rng.random() < 0.5):
-            way = pending.pop()
-            statement(way, question=False, role=CONTEXT, newline=True)
-            introduced.append(way)
+    for way in rng.permutation(ways):
+        document += [_image(sample_attributes(rng, "any", shape=shapes[way])), Segment(binding_demo(names[way]), CONTEXT)]
+    for index in range(recalls):
+        way = int(rng.integers(ways))
+        last = index == recalls - 1
+        document.append(_image(sample_attributes(rng, "any", shape=shapes[way])))
+        if last or rng.random() < 0.5:
+            newline = "" if last else "\n"
+            document += [Segment(BINDING_QUERY, CONTEXT), Segment(f" {names[way]}.{newline}", TARGET)]
         else:
-            recalls -= 1
-            statement(introduced[int(rng.integers(len(introduced)))], bool(rng.random() < 0.5), TARGET, True)
-    statement(introduced[int(rng.integers(len(introduced)))], question=True, role=TARGET, newline=False)
+            document.append(Segment(binding_demo(names[way]), TARGET))
+    return document
+
+
+def shape_question_document(rng: np.random.Generator, images: int) -> Document:
+    """Images answered with their shape word: ``<image>this is a circle.`` or the question.
+
+    These teach the text right after an image to read the image's shape, the first half
+    of fast binding, with a direct signal (no nonce names here).
+    """
+    document: Document = []
+    for index in range(images):
+        attributes = sample_attributes(rng, "any")
+        newline = "\n" if index < images - 1 else ""
+        phrase = BINDING_QUERY if rng.random() < 0.5 else "this is a"
+        document += [_image(attributes), Segment(phrase, CONTEXT), Segment(f" {attributes.shape}.{newline}", TARGET)]
     return document
 
 
@@ -153,8 +163,10 @@ def sample_document(rng: np.random.Generator, mix: CorpusMix = CorpusMix()) -> D
     if kind == "instruction":
         style = STYLES[int(rng.integers(len(STYLES)))]
         return instruction_document(rng, style, int(rng.integers(1, mix.max_instruction_shots + 2)))
+    if kind == "shape_question":
+        return shape_question_document(rng, int(rng.integers(1, 4)))
     ways = int(rng.choice(mix.binding_ways))
-    return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_tests + 1)))
+    return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_recalls + 1)))
 
 
 def documents(seed: int, mix: CorpusMix = CorpusMix()) -> Iterator[Document]:

@@ -2,7 +2,8 @@
 
 The shapes-world language model never sees pixels. In its pretraining text every
 image is replaced by ``NUM_PREFIX_TOKENS`` = 4 stand-in tokens, in the order size,
-color, shape, position, e.g. ``<|big|><|red|><|circle|><|left|>``. Each stand-in is
+color, position, shape, e.g. ``<|big|><|red|><|left|><|circle|>``. The shape comes
+last, right before the text that names it in fast binding. Each stand-in is
 a single special token of the tokenizer and is never part of a caption, so an image
 is a modality of its own: the vision side learns to emit prefix embeddings that the
 language model reads as these tokens.
@@ -14,7 +15,7 @@ import numpy as np
 
 from frozen.toy.render import COLORS, POSITIONS, SHAPES, SIZES, Attributes
 
-SLOTS = ("size", "color", "shape", "position")
+SLOTS = ("size", "color", "position", "shape")
 """Attribute of each stand-in token, in order."""
 
 SLOT_VALUES = {"size": SIZES, "color": COLORS, "shape": SHAPES, "position": POSITIONS}
@@ -32,7 +33,7 @@ STANDIN_TOKENS: tuple[str, ...] = tuple(
 
 
 def standin_tokens(attributes: Attributes) -> list[str]:
-    """The 4 stand-in tokens of ``attributes`` (size, color, shape, position)."""
+    """The 4 stand-in tokens of ``attributes`` (size, color, position, shape)."""
     return [standin_token(getattr(attributes, slot)) for slot in SLOTS]
 
 

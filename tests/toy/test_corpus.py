@@ -6,7 +6,7 @@ import pytest
 
 from frozen.toy.build_lm import DocumentEncoder
 from frozen.toy.captions import STYLES, caption
-from frozen.toy.corpus import CONTEXT, IMAGE, TARGET, CorpusMix, document_text, documents
+from frozen.toy.corpus import CONTEXT, IMAGE, TARGET, CorpusMix, Segment, document_text, documents
 from frozen.toy.prompts import BINDING_QUERY, NONCE_WORDS
 from frozen.toy.render import ALL_ATTRIBUTES
 from frozen.toy.standins import standin
@@ -31,8 +31,7 @@ def test_holds_every_combination_style_and_format(corpus):
         assert caption(ALL_ATTRIBUTES[0], style) in text
     assert BINDING_QUERY in text
     assert all(f"this is a {name}." in text for name in NONCE_WORDS)
-    kinds = {"binding" if BINDING_QUERY in document_text(d) else "other" for d in corpus}
-    assert kinds == {"binding", "other"}
+    assert "this is a circle." in text and "Q: what is this? A: this is a square." in text
 
 
 def test_a_lone_image_is_always_continued_with_its_plain_caption(corpus):
@@ -44,12 +43,38 @@ def test_a_lone_image_is_always_continued_with_its_plain_caption(corpus):
             assert first.text.removesuffix("\n") in plain
 
 
+def is_binding(document):
+    return any(f"a {name}." in document_text(document) for name in NONCE_WORDS)
+
+
 def test_stand_ins_never_carry_loss_and_answers_do(corpus):
     for document in corpus:
         assert all(s.role == IMAGE for s in document if s.text.startswith("<|"))
         assert document[-1].role == TARGET
-        if BINDING_QUERY in document_text(document):
-            assert document[-2] == type(document[-2])(BINDING_QUERY, CONTEXT)
+        if is_binding(document):
+            assert document[-2] == Segment(BINDING_QUERY, CONTEXT)
+
+
+def test_binding_documents_introduce_before_recalling(corpus):
+    episodes = [d for d in corpus if is_binding(d)]
+    assert len(episodes) > 500
+    for document in episodes:
+        introduced = set()
+        for segment in document:
+            name = segment.text.removeprefix("this is a").strip().removesuffix(".\n").removesuffix(".")
+            if segment.role == CONTEXT and segment.text.startswith("this is a "):
+                assert name not in introduced
+                introduced.add(name)
+            elif segment.role == TARGET:
+                assert name in introduced
+
+
+def test_shape_questions_answer_the_shape(corpus):
+    questions = [d for d in corpus if not is_binding(d) and "this is a" in document_text(d)]
+    assert questions
+    for document in questions:
+        for image, _, answer in zip(document[0::3], document[1::3], document[2::3]):
+            assert image.text.endswith(f"<|{answer.text.strip().removesuffix('.')}|>")
 
 
 def test_mix_validation():

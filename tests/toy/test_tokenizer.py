@@ -52,3 +52,10 @@ def test_bos_eos_pad(shapes_tokenizer):
     assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}) == 3
     assert tok("a big")["input_ids"][0] == tok.bos_token_id
     assert tok("a big", add_special_tokens=False)["input_ids"][0] != tok.bos_token_id
+
+
+def test_binding_phrases_are_single_tokens(shapes_tokenizer):
+    tokens = shapes_tokenizer.tokenize("this is a dax.\n")
+    assert tokens[0] == "this is a dax" and len(tokens) == 3
+    assert shapes_tokenizer.tokenize("Q: what is this? A: this is a") == ["Q: what is this? A: this is a"]
+    assert shapes_tokenizer.tokenize("this is a circle.")[0] == "this is a"
