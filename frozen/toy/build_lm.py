@@ -183,7 +183,7 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
         "# shapes-lm: the frozen language model of the shapes world",
         "",
         "A small Llama pretrained on the shapes-world text corpus (`frozen/toy/corpus.py`),",
-        "in which every image is replaced by 4 stand-in tokens (size, color, shape, position).",
+        "in which every image is replaced by 4 stand-in tokens (size, color, position, shape).",
         "",
         f"- parameters: {params:,} (untied input/output embeddings)",
         f"- tokenizer: byte-level BPE, {len(tokenizer)} tokens including 13 stand-ins",
