@@ -5,19 +5,8 @@ of the real ones (Karpathy JSON, VQA questions/annotations, class folders)."""
 from __future__ import annotations
 
 import pytest
-import torch
 from fake_model import FakeModel
 from tiny_data import write_class_folders, write_karpathy, write_vqa
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread than on two contended ones (ms vs tens of ms
-    per op on a shared 2-core machine); the previous setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
