@@ -38,4 +38,21 @@ def run(model, repeats: int, new_tokens: int = 32) -> list[Row]:
         tokens = batch_size * new_tokens
         rows.append(Row(f"text generation, batch {batch_size} (tokens/s)", tokens / t["ours"],
                         tokens / t["bare"], "", "time ratio <= 1.05", ratio, ratio <= 1.05))
+    rows.append(static_cache_row(model, repeats, new_tokens))
     return rows
+
+
+def static_cache_row(model, repeats: int, new_tokens: int) -> Row:
+    """The static-cache option against the default dynamic cache, batch 8, same greedy text.
+
+    On CPU transformers does not compile the decode step, so this shows the cost of the fixed
+    cache alone; the compiled step's gain is a GPU figure (bench/gpu.py)."""
+    prompts = PROMPTS[:8]
+    runs = {name: (lambda static=static: model.generate(
+        prompts, max_new_tokens=new_tokens, min_new_tokens=new_tokens, static_cache=static))
+        for name, static in (("dynamic", False), ("static", True))}
+    assert runs["static"]() == runs["dynamic"](), "static cache changed the greedy text"
+    t = interleaved_medians(runs, repeats)
+    tokens = 8 * new_tokens
+    return Row("static KV cache vs dynamic, batch 8 (tokens/s)", tokens / t["static"],
+               tokens / t["dynamic"], "", "same text; report", t["static"] / t["dynamic"])

@@ -42,10 +42,23 @@ class TaskResult:
     shown: list[Query] = field(default_factory=list)   # the first queries, for thumbnails
 
 
-def materialize(prompt: Sequence[Any], blind: bool, transform=None) -> list[Any]:
+def materialize(prompt: Sequence[Any], blind: bool, transform=None,
+                loaded: dict[str, Any] | None = None) -> list[Any]:
     """Prompt items for model.generate: text as is, each image loaded (black if blind) and
-    preprocessed to (3, S, S) by the model's own transform when it has one."""
-    return [_image(item, blind, transform) if isinstance(item, ImageRef) else item for item in prompt]
+    preprocessed to (3, S, S) by the model's own transform when it has one.
+
+    `loaded` (image key -> item) shares one object per image across the prompts of a batch:
+    a demonstration used by many queries is then loaded once and encoded once by the model.
+    """
+    loaded = {} if loaded is None else loaded
+    items = []
+    for item in prompt:
+        if isinstance(item, ImageRef):
+            if item.key not in loaded:
+                loaded[item.key] = _image(item, blind, transform)
+            item = loaded[item.key]
+        items.append(item)
+    return items
 
 
 def _image(ref: ImageRef, blind: bool, transform) -> Any:
@@ -103,7 +116,8 @@ def _prefetch(loader: ThreadPoolExecutor, batches: list[list[Query]], blind: boo
     """Yield (batch, materialized prompts), loading the next batch while this one generates."""
 
     def load(batch: list[Query]) -> list[list[Any]]:
-        return [materialize(q.prompt, blind, transform) for q in batch]
+        loaded: dict[str, Any] = {}
+        return [materialize(q.prompt, blind, transform, loaded) for q in batch]
 
     future = loader.submit(load, batches[0]) if batches else None
     for i, batch in enumerate(batches):

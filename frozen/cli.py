@@ -35,12 +35,15 @@ def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64
     parser.add_argument("--num-return-sequences", type=int, default=1)
     parser.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--static-cache", action="store_true",
+                        help="fixed-size KV cache (compiled decode step on a GPU)")
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
-                num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed)
+                num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed,
+                static_cache=args.static_cache)
 
 
 def load_model(args: argparse.Namespace):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DTYPES = ("float32", "bfloat16", "float16")
-PREFIX_HEADS = ("linear", "mlp")
+PREFIX_HEADS = ("linear", "mlp", "vocabulary")  # implemented in vision.PREFIX_HEADS
 
 
 @dataclass
@@ -26,9 +26,13 @@ class FrozenConfig:
     vision_embed_dim: width of the pooled feature when `vision` is a dict.
     num_prefix_tokens: n, the embeddings each image becomes (Frozen: 2).
     prefix_head: "linear" (pooled feature -> n x D, as in Frozen) or "mlp" (patch tokens,
-        LLaVA-style; n is then the number of patch tokens kept after pooling).
+        LLaVA-style; n is then the number of patch tokens kept after pooling) or "vocabulary"
+        (soft tokens: each prefix is a learned mixture of the LM's own token embeddings).
     prefix_norm: rescale each prefix embedding to the typical norm of the LM's own token
-        embeddings, so a learned prefix lives at the scale the LM expects.
+        embeddings, so a learned prefix lives at the scale the LM expects (the "vocabulary"
+        head is at that scale by construction and is not rescaled).
+    prefix_vocabulary: for the "vocabulary" head, the tokens its mixtures are drawn from (e.g.
+        an LM's dedicated image tokens); None draws from the whole vocabulary.
     dtype: the LM's dtype. The trainable side stays float32 (mixed precision casts it).
     image_size: input resolution; None takes the tower's own.
     pad_value: the gray level images are padded with to make them square (Frozen: 0).
@@ -43,6 +47,7 @@ class FrozenConfig:
     num_prefix_tokens: int = 2
     prefix_head: str = "linear"
     prefix_norm: bool = True
+    prefix_vocabulary: list[str] | None = None
     dtype: str = "float32"
     image_size: int | None = None
     pad_value: int = 0
@@ -63,6 +68,14 @@ class FrozenConfig:
         if self.prefix_head not in PREFIX_HEADS:
             raise ValueError(f"FrozenConfig.prefix_head must be one of {PREFIX_HEADS}, got "
                              f"{self.prefix_head!r}")
+        if self.prefix_vocabulary is not None:
+            if self.prefix_head != "vocabulary":
+                raise ValueError("FrozenConfig.prefix_vocabulary is only used by prefix_head="
+                                 f"'vocabulary', not {self.prefix_head!r}")
+            if isinstance(self.prefix_vocabulary, str) or len(self.prefix_vocabulary) < 2:
+                raise ValueError("FrozenConfig.prefix_vocabulary must be a list of at least 2 "
+                                 f"tokens, got {self.prefix_vocabulary!r}")
+            self.prefix_vocabulary = list(self.prefix_vocabulary)
         if self.dtype not in DTYPES:
             raise ValueError(f"FrozenConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.image_size is not None and int(self.image_size) < 8:

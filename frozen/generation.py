@@ -19,7 +19,12 @@ import torch
 
 @dataclasses.dataclass
 class SamplingOptions:
-    """How to decode. temperature 0 (or do_sample=False) is greedy."""
+    """How to decode. temperature 0 (or do_sample=False) is greedy.
+
+    static_cache: a fixed-size KV cache allocated once for the whole decode; on a GPU
+    transformers then compiles the one-token decode step with torch.compile (the first call
+    pays the compile). Output equals the default dynamic cache's.
+    """
 
     max_new_tokens: int = 32
     min_new_tokens: int = 0
@@ -31,6 +36,7 @@ class SamplingOptions:
     num_return_sequences: int = 1
     stop: Sequence[str] | None = None
     seed: int | None = None
+    static_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -72,6 +78,8 @@ class SamplingOptions:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if self.stop:
             kwargs.update(stop_strings=list(self.stop), tokenizer=tokenizer)
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
         return kwargs
 
 

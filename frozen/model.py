@@ -62,11 +62,21 @@ class FrozenModel(nn.Module):
             tower = build_vision_tower(config)
             self.vision = tower.module
             self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
+            self._prefix_vocabulary = (None if config.prefix_vocabulary is None
+                                       else self._token_ids(config.prefix_vocabulary))
             self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
                                  else nn.Identity())
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
         self._check_freezing()
+
+    def _token_ids(self, tokens: list[str]) -> torch.Tensor:
+        vocab = self.tokenizer.get_vocab()
+        missing = [t for t in tokens if t not in vocab]
+        if missing:
+            raise ValueError(f"FrozenConfig.prefix_vocabulary: tokens not in the LM's vocabulary: "
+                             f"{missing[:10]}")
+        return torch.tensor([vocab[t] for t in tokens])
 
     # ----- parameters ------------------------------------------------------------------------
 
@@ -149,13 +159,20 @@ class FrozenModel(nn.Module):
         if pixel_values.dtype == torch.uint8:
             pixel_values = self.image_transform.normalize(pixel_values)
         features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
+        if getattr(self.prefix_head, "uses_vocabulary", False):
+            embeddings = self.lm.get_input_embeddings().weight             # (V, D), frozen
+            if self._prefix_vocabulary is not None:
+                embeddings = embeddings[self._prefix_vocabulary.to(embeddings.device)]  # (V', D)
+            return self.prefix_head(features, embeddings)                   # (N, n, D)
         return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
 
     def embed(self, batch: PromptBatch) -> torch.Tensor:
         """Token embeddings with every image's slots replaced by its prefix: (B, T, D)."""
         embeds = self.lm.get_input_embeddings()(batch.input_ids)            # (B, T, D)
         if batch.num_images:
-            prefix = self.encode_images(batch.pixel_values).to(embeds.dtype)  # (N, n, D)
+            prefix = self.encode_images(batch.pixel_values).to(embeds.dtype)  # (M, n, D)
+            if batch.image_index is not None:
+                prefix = prefix[batch.image_index]                          # (N, n, D)
             slots = int(batch.image_mask.sum())
             if slots != prefix.shape[0] * prefix.shape[1]:
                 raise PromptError(f"batch has {slots} image slots but {prefix.shape[0]} images "
@@ -241,7 +258,8 @@ class FrozenModel(nn.Module):
                  stop: Sequence[str] | str | None = None, num_return_sequences: int = 1,
                  seed: int | None = None, images: Sequence[Any] | None = None,
                  return_full_text: bool = False, truncation: str = "error",
-                 batch_size: int | None = None) -> str | list[str] | list[list[str]]:
+                 batch_size: int | None = None,
+                 static_cache: bool = False) -> str | list[str] | list[list[str]]:
         """Continue each prompt. Greedy unless temperature > 0 or do_sample=True.
 
         prompts: a str (returns a str), or a list whose elements are each a str or a list of
@@ -254,6 +272,8 @@ class FrozenModel(nn.Module):
         truncation: a prompt longer than the context window raises ("error") or keeps only
             its end ("left"). A continuation stops where the window ends.
         batch_size: prompts per forward pass (default: all at once).
+        static_cache: decode with a fixed-size KV cache (compiled decode step on a GPU); same
+            output as the default cache.
         """
         single = isinstance(prompts, str) or (isinstance(prompts, list) and images is not None)
         prompt_list = [prompts] if single else list(prompts)
@@ -265,7 +285,7 @@ class FrozenModel(nn.Module):
                                   temperature=temperature,
                                   top_p=top_p, top_k=top_k, do_sample=do_sample,
                                   num_beams=num_beams, num_return_sequences=num_return_sequences,
-                                  stop=stop, seed=seed)
+                                  stop=stop, seed=seed, static_cache=static_cache)
         step = batch_size or len(prompt_list)
         results: list[Any] = []
         k = num_return_sequences

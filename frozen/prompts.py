@@ -151,7 +151,9 @@ class PromptBatch:
     position_ids: torch.Tensor     # (B, T) long, counting real tokens only
     image_mask: torch.Tensor       # (B, T) bool, True on image slots
     labels: torch.Tensor           # (B, T) long, IGNORE_INDEX except target tokens
-    pixel_values: torch.Tensor | None  # (N, 3, S, S) in order of appearance, row by row
+    pixel_values: torch.Tensor | None  # (M, 3, S, S) distinct images in order of appearance
+    image_index: torch.Tensor | None = None  # (N,) long: the pixel_values row of each image
+    #   slot, row by row; None when every image appears once (N = M)
 
     def to(self, device: torch.device | str) -> "PromptBatch":
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -160,7 +162,10 @@ class PromptBatch:
 
     @property
     def num_images(self) -> int:
-        return 0 if self.pixel_values is None else int(self.pixel_values.shape[0])
+        """Images in the prompts, counting repeats (N)."""
+        if self.pixel_values is None:
+            return 0
+        return int(self.pixel_values.shape[0] if self.image_index is None else self.image_index.numel())
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -186,15 +191,25 @@ def pad_batch(rows: list[TokenizedPrompt], pad_id: int, padding_side: str,
         image_mask[b, sl] = torch.tensor(row.is_image, dtype=torch.bool)
         labels[b, sl] = torch.tensor(row.labels, dtype=torch.long)
     images = [img for row in rows for img in row.images]
-    pixel_values = None
+    pixel_values, image_index = None, None
     if images:
         if image_to_tensor is None and not all(isinstance(img, torch.Tensor) for img in images):
             raise PromptError("this model has no vision encoder (FrozenConfig.vision is None), "
                               "so prompts cannot contain images")
+        # The same image object used several times (e.g. a demonstration shared by many
+        # few-shot prompts of a batch) is converted and encoded once.
+        first: dict[int, int] = {}            # id(image) -> its row of pixel_values
+        unique: list[Any] = []
+        for img in images:
+            if id(img) not in first:
+                first[id(img)] = len(unique)
+                unique.append(img)
         pixel_values = torch.stack([img if isinstance(img, torch.Tensor) else image_to_tensor(img)
-                                    for img in images])                     # (N, 3, S, S)
+                                    for img in unique])                     # (M, 3, S, S)
+        if len(unique) < len(images):
+            image_index = torch.tensor([first[id(img)] for img in images])  # (N,)
     return PromptBatch(input_ids, attention, position_ids_from_mask(attention), image_mask,
-                       labels, pixel_values)
+                       labels, pixel_values, image_index)
 
 
 @dataclasses.dataclass

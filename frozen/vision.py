@@ -7,12 +7,14 @@ Heads live in a small registry (`PREFIX_HEADS`): add a class and a name to add a
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import config
 from .config import FrozenConfig
 from .images import CLIP_MEAN, CLIP_STD
 
@@ -134,7 +136,39 @@ class MLPPrefixHead(nn.Module):
         return self.mlp(pooled.transpose(1, 2))                             # (N, n, D)
 
 
-PREFIX_HEADS: dict[str, type[nn.Module]] = {"linear": LinearPrefixHead, "mlp": MLPPrefixHead}
+class VocabularyPrefixHead(nn.Module):
+    """Soft tokens: pooled feature (N, F) -> n mixtures of the LM's own token embeddings (N, n, D).
+
+    Each prefix vector is softmax(s cos(q, E)) E, with q from one linear map, E the frozen
+    input-embedding matrix (V, D) of the LM and s a learned sharpness. Prefixes therefore stay
+    inside the space of embeddings the LM was trained on, and a confident image becomes
+    (nearly) a sequence of real tokens, which the LM reads the same way in every context it
+    has seen in text; an unconstrained linear prefix can instead fit the captioning loss with
+    vectors that only work in the contexts seen in training. E is passed in at call time,
+    never stored, so the LM's weights are neither copied nor trained.
+    """
+
+    uses_tokens = False
+    uses_vocabulary = True
+    initial_sharpness = 10.0
+
+    def __init__(self, feature_dim: int, lm_dim: int, num_tokens: int):
+        super().__init__()
+        self.num_tokens, self.lm_dim = num_tokens, lm_dim
+        self.query = nn.Linear(feature_dim, num_tokens * lm_dim)
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(self.initial_sharpness)))
+
+    def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        # pooled (N, F), embeddings (V, D)
+        query = F.normalize(self.query(pooled).view(-1, self.num_tokens, self.lm_dim), dim=-1)
+        keys = F.normalize(embeddings.float(), dim=-1)                      # (V, D)
+        logits = (query @ keys.T) * self.log_sharpness.exp()                # (N, n, V)
+        return logits.softmax(-1) @ embeddings.float()                      # (N, n, D)
+
+
+PREFIX_HEADS: dict[str, type[nn.Module]] = {
+    "linear": LinearPrefixHead, "mlp": MLPPrefixHead, "vocabulary": VocabularyPrefixHead}
+assert tuple(PREFIX_HEADS) == config.PREFIX_HEADS, "config.PREFIX_HEADS lists the heads by name"
 
 
 def build_prefix_head(cfg: FrozenConfig, tower: VisionTower, lm_dim: int) -> nn.Module:

@@ -87,6 +87,7 @@ def test_missing_lm_folder(tmp_path):
     ("prefix_head", "conv", "prefix_head must be one of"),
     ("dtype", "fp8", "dtype must be one of"),
     ("lm", "", "lm must be a local model folder"),
+    ("prefix_vocabulary", ["a", "b"], "prefix_vocabulary is only used by prefix_head='vocabulary'"),
 ])
 def test_config_validation_names_the_field(field, value, message):
     fields = dict(lm="some/model")
@@ -111,3 +112,10 @@ def test_a_long_prompt_does_not_shorten_the_others(tiny_config, lm_dirs):
     together = model.generate([short, long], max_new_tokens=10, min_new_tokens=10)
     assert together[0] == model.generate(short, max_new_tokens=10, min_new_tokens=10)
     assert together[1] == model.generate(long, max_new_tokens=10, min_new_tokens=10)
+
+
+def test_prefix_vocabulary_must_be_known_tokens(tiny_model):
+    with pytest.raises(ValueError, match=r"prefix_vocabulary.*a list of at least 2"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_vocabulary="abc")
+    with pytest.raises(ValueError, match=r"not in the LM's vocabulary: \['<\|no-such-token\|>'\]"):
+        tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "<|no-such-token|>"])

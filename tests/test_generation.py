@@ -170,3 +170,28 @@ def test_text_only_model_without_vision(tiny_model):
     assert isinstance(model.generate("hello", max_new_tokens=3), str)
     with pytest.raises(ValueError, match="no vision encoder"):
         model.generate([[Image.new("RGB", (8, 8)), "x"]])
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_static_cache_keeps_greedy_parity(tiny_model, arch):
+    model = tiny_model(arch)
+    expected = bare_greedy(model, PROMPTS, 10)
+    assert model.generate(PROMPTS, max_new_tokens=10, static_cache=True) == expected
+    img = Image.new("RGB", (32, 32), (200, 30, 30))
+    prompt = [[img, "A photo of"], "the quick brown"]
+    assert (model.generate(prompt, max_new_tokens=8, static_cache=True)
+            == model.generate(prompt, max_new_tokens=8))
+
+
+def test_an_image_shared_by_prompts_is_encoded_once(tiny_model):
+    model = tiny_model().eval()
+    demo, a, b = (Image.new("RGB", (32, 32), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)])
+    shared = [[demo, "red\n", a, "it is"], [demo, "red\n", b, "it is"], [a, "again"]]
+    copies = [[demo.copy(), "red\n", a.copy(), "it is"], [demo.copy(), "red\n", b, "it is"],
+              [a.copy(), "again"]]
+    batch = model.collate(shared)
+    assert batch.pixel_values.shape[0] == 3 and batch.num_images == 5
+    assert batch.image_index.tolist() == [0, 1, 0, 2, 1]
+    assert model.collate(copies).image_index is None
+    assert torch.allclose(model.embed(batch), model.embed(model.collate(copies)), atol=1e-6)
+    assert model.generate(shared, max_new_tokens=6) == model.generate(copies, max_new_tokens=6)

@@ -111,3 +111,34 @@ def test_prefix_scale_matches_lm_embeddings(tiny_model):
     token_rms = model.lm.get_input_embeddings().weight.pow(2).mean(-1).sqrt().mean()
     prefix_rms = prefix.pow(2).mean(-1).sqrt()
     assert torch.allclose(prefix_rms, token_rms.expand_as(prefix_rms), rtol=1e-3)
+
+
+def test_vocabulary_head_mixes_the_lms_own_embeddings(tiny_model):
+    model = tiny_model(prefix_head="vocabulary")
+    model.train()
+    batch = model.collate([[img, Target("a red circle")] for img in images(3)])
+    model(batch).loss.backward()
+    assert model.prefix_head.query.weight.grad is not None
+    assert model.prefix_head.log_sharpness.grad is not None
+    assert model.lm.get_input_embeddings().weight.grad is None
+    # Each prefix vector is a convex mixture of token embeddings: solve for the weights.
+    embeddings = model.lm.get_input_embeddings().weight.detach()           # (V, D)
+    prefix = model.encode_images(batch.pixel_values).detach()              # (N, n, D)
+    query = torch.nn.functional.normalize(
+        model.prefix_head.query(model.vision(model.image_transform.normalize(batch.pixel_values)))
+        .view(3, -1, embeddings.shape[1]), dim=-1)
+    weights = (query @ torch.nn.functional.normalize(embeddings, dim=-1).T
+               * model.prefix_head.log_sharpness.exp()).softmax(-1)
+    assert torch.allclose(prefix, weights @ embeddings, atol=1e-5)
+
+
+def test_vocabulary_head_restricted_to_listed_tokens(tiny_model):
+    model = tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "b"])
+    ids = [model.tokenizer.convert_tokens_to_ids(t) for t in ("a", "b")]
+    allowed = model.lm.get_input_embeddings().weight[ids].detach()           # (2, D)
+    prefix = model.encode_images(model.collate([[img] for img in images(2)]).pixel_values)
+    # Every prefix vector lies on the segment between the two allowed embeddings.
+    direction = allowed[1] - allowed[0]
+    t = ((prefix - allowed[0]) @ direction) / direction.dot(direction)      # (N, n)
+    assert ((t >= -1e-5) & (t <= 1 + 1e-5)).all()
+    assert torch.allclose(prefix, allowed[0] + t[..., None] * direction, atol=1e-5)

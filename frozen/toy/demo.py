@@ -76,7 +76,8 @@ def lm_weights_unchanged(model_dir: Path, lm_dir: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m frozen.toy.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/toy"))
-    parser.add_argument("--train-samples", type=int, default=16000)
+    parser.add_argument("--train-samples", type=int, default=32000,
+                        help="training images to render (read with resampling)")
     parser.add_argument("--config", default="configs/toy.yaml")
     parser.add_argument("--eval-config", default="configs/eval/shapes-demo.yaml")
     parser.add_argument("--eval-queries", type=int, default=None,
