@@ -19,7 +19,7 @@ from frozen.toy.shards import write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANCE = 100 / 80            # exact match by guessing one of the 80 captions, in percent
-STEPS = 80
+STEPS = 120
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def _exact_match(out: Path, *extra: str) -> float:
     assert eval_main(["--model", str(out / "inference"), "--task", "shapes-caption",
                       "--seeds", "4242", "--max-queries", "64", "--out", str(out / "eval"),
                       "--restart", "--no-progress", *extra]) == 0
-    results = json.loads((out / "eval" / "results.json").read_text())
-    return results["tasks"]["shapes-caption"]["scores"]["0"]["mean"]["exact_match"]
+    (task,) = json.loads((out / "eval" / "results.json").read_text())["tasks"].values()
+    return task["scores"]["0"]["mean"]["exact_match"]
 
 
 def test_short_training_captions_far_above_chance_and_uses_the_image(trained):
