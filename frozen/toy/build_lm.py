@@ -9,9 +9,10 @@ Deterministic for a given seed and thread count.
 
 The model is a small Llama with UNTIED input and output embeddings initialized with a
 large standard deviation (0.1): with tied, small-init embeddings interchangeable words
-(left / right) collapse to one vector and cannot be copied from context. During
-pretraining the stand-in embeddings get Gaussian noise, so the model also reads
-slightly-off vectors in their place (what a learned visual prefix gives it).
+(left / right) collapse to one vector and cannot be copied from context. With
+``standin_noise`` > 0 the stand-in input embeddings get Gaussian noise during pretraining,
+so the model also reads slightly-off vectors in their place (what a learned visual prefix
+gives it).
 """
 
 from __future__ import annotations
@@ -223,10 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=LMRecipe.steps)
+    parser.add_argument("--standin-noise", type=float, default=LMRecipe.standin_noise,
+                        help="std of Gaussian noise on stand-in input embeddings in pretraining")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = LMRecipe(steps=args.steps)
+    recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise)
     start = time.perf_counter()
     model, tokenizer, _ = build(args.out, args.seed, recipe)
     seconds = time.perf_counter() - start
