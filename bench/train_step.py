@@ -33,13 +33,20 @@ def toy_frozen_config(lm_dir: str):
     return FrozenConfig(**fields)
 
 
-def make_batch(model, batch_size: int, seed: int = 0):
+def make_batch(model, batch_size: int, seed: int = 0, pairs: int = 1):
+    """`batch_size` sequences of `pairs` image-caption pairs each (packed as the Packer does)."""
     from frozen import Target
 
     gen = torch.Generator().manual_seed(seed)
     size = model.image_transform.size
-    samples = [[torch.randn(3, size, size, generator=gen), Target(CAPTIONS[i % len(CAPTIONS)])]
-               for i in range(batch_size)]
+    samples = []
+    for i in range(batch_size):
+        items: list = []
+        for j in range(pairs):
+            caption = CAPTIONS[(i * pairs + j) % len(CAPTIONS)]
+            items += [torch.randn(3, size, size, generator=gen),
+                      Target(caption if j == pairs - 1 else caption + "\n")]
+        samples.append(items)
     return model.collate(samples)
 
 
@@ -70,12 +77,25 @@ def run(lm_dir: str, repeats: int, batch_size: int = 32) -> list[Row]:
                 batch_size / t["frozen"], batch_size / t["bare"], "",
                 "vision + splice overhead <= 30%", t["frozen"] / t["bare"], overhead <= 0.30,
                 f"overhead {overhead:+.0%}")]
+    rows.append(packing_row(model, batch_size, repeats))
     peaks = {mode: peak_step_memory(lm_dir, batch_size, mode == "checkpointed")
              for mode in ("plain", "checkpointed")}
     rows.append(Row(f"peak step memory, batch {batch_size} (MiB; ckpt vs not)",
                     peaks["checkpointed"], peaks["plain"], "", "report both",
                     peaks["checkpointed"] / peaks["plain"]))
     return rows
+
+
+def packing_row(model, pairs_per_step: int, repeats: int, pack: int = 4) -> Row:
+    """Image-caption pairs/s with `pack` pairs per sequence against one pair per sequence,
+    the same number of pairs per step."""
+    single = make_batch(model, pairs_per_step)
+    packed = make_batch(model, pairs_per_step // pack, pairs=pack)
+    t = interleaved_medians({"single": lambda: frozen_step(model, single),
+                             "packed": lambda: frozen_step(model, packed)}, repeats)
+    return Row(f"training step, {pack} pairs per sequence vs 1 (pairs/s)",
+               pairs_per_step / t["packed"], pairs_per_step / t["single"], "", "report",
+               t["packed"] / t["single"])
 
 
 def peak_step_memory(lm_dir: str, batch_size: int, checkpointed: bool) -> float:

@@ -159,11 +159,13 @@ class VocabularyPrefixHead(nn.Module):
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(self.initial_sharpness)))
 
     def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        # pooled (N, F), embeddings (V, D)
+        # pooled (N, F), embeddings (V, D) in the LM's dtype (matmuls stay in it: no fp32 copy
+        # of a large vocabulary per step); the softmax is taken in float32.
         query = F.normalize(self.query(pooled).view(-1, self.num_tokens, self.lm_dim), dim=-1)
-        keys = F.normalize(embeddings.float(), dim=-1)                      # (V, D)
-        logits = (query @ keys.T) * self.log_sharpness.exp()                # (N, n, V)
-        return logits.softmax(-1) @ embeddings.float()                      # (N, n, D)
+        keys = F.normalize(embeddings, dim=-1)                              # (V, D)
+        cosine = query.to(embeddings.dtype) @ keys.T                        # (N, n, V)
+        weights = (cosine.float() * self.log_sharpness.exp()).softmax(-1)   # (N, n, V)
+        return (weights.to(embeddings.dtype) @ embeddings).float()          # (N, n, D)
 
 
 PREFIX_HEADS: dict[str, type[nn.Module]] = {
