@@ -61,6 +61,11 @@ class FrozenModel(nn.Module):
         if config.vision is not None:
             tower = build_vision_tower(config)
             self.vision = tower.module
+            # Convolutions run about 1.5x faster on CPU (and use tensor cores well on GPU)
+            # with channels-last activations; a ViT is unaffected.
+            self._channels_last = any(isinstance(m, nn.Conv2d) for m in self.vision.modules())
+            if self._channels_last:
+                self.vision.to(memory_format=torch.channels_last)
             self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
             self._prefix_vocabulary = (None if config.prefix_vocabulary is None
                                        else self._token_ids(config.prefix_vocabulary))
@@ -158,6 +163,8 @@ class FrozenModel(nn.Module):
             raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
         if pixel_values.dtype == torch.uint8:
             pixel_values = self.image_transform.normalize(pixel_values)
+        if self._channels_last:
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
         if getattr(self.prefix_head, "uses_vocabulary", False):
             embeddings = self.lm.get_input_embeddings().weight             # (V, D), frozen
