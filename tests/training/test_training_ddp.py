@@ -19,8 +19,13 @@ def test_two_process_ddp(tiny_lm, good_shards, tmp_path):
                     "--data.num_workers", "1", "--data.resampled", "false",
                     "--data.shuffle_buffer", "0", "--data.epoch_samples", "96",
                     *probe_args(tmp_path / "probe", nan_at_step=2, nan_rank=1))
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path,
-                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path,
+                              env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as err:     # show where the ranks were when it stopped
+        stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else err.stderr
+        raise AssertionError(f"DDP run did not finish in 300 s; its stderr ends:\n"
+                             f"{(stderr or '')[-4000:]}") from None
     assert done.returncode == 0, done.stderr[-4000:]
     ranks = [probes.read(tmp_path / "probe", rank) for rank in (0, 1)]
     keys = [[k for r in records for k in r["keys"]] for records in ranks]
