@@ -33,6 +33,9 @@ class FrozenConfig:
         head is at that scale by construction and is not rescaled).
     prefix_vocabulary: for the "vocabulary" head, the tokens its mixtures are drawn from (e.g.
         an LM's dedicated image tokens); None draws from the whole vocabulary.
+    prefix_anneal: for the "vocabulary" head, training multiplies its softmax sharpness by
+        prefix_anneal ** (step / total steps), so the mixtures end as (nearly) real tokens;
+        1 turns it off.
     dtype: the LM's dtype. The trainable side stays float32 (mixed precision casts it).
     image_size: input resolution; None takes the tower's own.
     pad_value: the gray level images are padded with to make them square (Frozen: 0).
@@ -48,6 +51,7 @@ class FrozenConfig:
     prefix_head: str = "linear"
     prefix_norm: bool = True
     prefix_vocabulary: list[str] | None = None
+    prefix_anneal: float = 1.0
     dtype: str = "float32"
     image_size: int | None = None
     pad_value: int = 0
@@ -76,6 +80,11 @@ class FrozenConfig:
                 raise ValueError("FrozenConfig.prefix_vocabulary must be a list of at least 2 "
                                  f"tokens, got {self.prefix_vocabulary!r}")
             self.prefix_vocabulary = list(self.prefix_vocabulary)
+        if float(self.prefix_anneal) < 1:
+            raise ValueError(f"FrozenConfig.prefix_anneal must be >= 1, got {self.prefix_anneal}")
+        if float(self.prefix_anneal) != 1 and self.prefix_head != "vocabulary":
+            raise ValueError("FrozenConfig.prefix_anneal is only used by prefix_head="
+                             f"'vocabulary', not {self.prefix_head!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"FrozenConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.image_size is not None and int(self.image_size) < 8:

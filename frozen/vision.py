@@ -157,6 +157,14 @@ class VocabularyPrefixHead(nn.Module):
         self.num_tokens, self.lm_dim = num_tokens, lm_dim
         self.query = nn.Linear(feature_dim, num_tokens * lm_dim)
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(self.initial_sharpness)))
+        # Annealing multiplier of the sharpness, set by training (saved, so inference uses
+        # the value training ended with).
+        self.register_buffer("sharpness_scale", torch.tensor(1.0))
+
+    def set_anneal(self, final_scale: float, progress: float) -> None:
+        """Sharpness x final_scale ** progress (progress 0 -> 1 over a run): soft mixtures early
+        for the search, (nearly) real tokens by the end."""
+        self.sharpness_scale.fill_(float(final_scale) ** min(max(progress, 0.0), 1.0))
 
     def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         # pooled (N, F), embeddings (V, D) in the LM's dtype (matmuls stay in it: no fp32 copy
@@ -164,7 +172,8 @@ class VocabularyPrefixHead(nn.Module):
         query = F.normalize(self.query(pooled).view(-1, self.num_tokens, self.lm_dim), dim=-1)
         keys = F.normalize(embeddings, dim=-1)                              # (V, D)
         cosine = query.to(embeddings.dtype) @ keys.T                        # (N, n, V)
-        weights = (cosine.float() * self.log_sharpness.exp()).softmax(-1)   # (N, n, V)
+        sharpness = self.log_sharpness.exp() * self.sharpness_scale
+        weights = (cosine.float() * sharpness).softmax(-1)                  # (N, n, V)
         return (weights.to(embeddings.dtype) @ embeddings).float()          # (N, n, D)
 
 

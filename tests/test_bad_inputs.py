@@ -88,6 +88,8 @@ def test_missing_lm_folder(tmp_path):
     ("dtype", "fp8", "dtype must be one of"),
     ("lm", "", "lm must be a local model folder"),
     ("prefix_vocabulary", ["a", "b"], "prefix_vocabulary is only used by prefix_head='vocabulary'"),
+    ("prefix_anneal", 10.0, "prefix_anneal is only used by prefix_head='vocabulary'"),
+    ("prefix_anneal", 0.5, "prefix_anneal must be >= 1"),
 ])
 def test_config_validation_names_the_field(field, value, message):
     fields = dict(lm="some/model")

@@ -142,3 +142,15 @@ def test_vocabulary_head_restricted_to_listed_tokens(tiny_model):
     t = ((prefix - allowed[0]) @ direction) / direction.dot(direction)      # (N, n)
     assert ((t >= -1e-5) & (t <= 1 + 1e-5)).all()
     assert torch.allclose(prefix, allowed[0] + t[..., None] * direction, atol=1e-5)
+
+
+def test_annealed_vocabulary_head_gives_real_tokens(tiny_model):
+    model = tiny_model(prefix_head="vocabulary", prefix_anneal=1e4).eval()
+    pixels = model.collate([[img] for img in images(2)]).pixel_values
+    soft = model.encode_images(pixels).detach()
+    model.prefix_head.set_anneal(1e4, 1.0)
+    sharp = model.encode_images(pixels).detach()                             # (N, n, D)
+    embeddings = model.lm.get_input_embeddings().weight.detach()           # (V, D)
+    distance = torch.cdist(sharp.reshape(-1, sharp.shape[-1]), embeddings).min(-1).values
+    assert (distance < 1e-3).all()                  # each prefix vector is one token's embedding
+    assert not torch.allclose(soft, sharp)

@@ -81,15 +81,22 @@ class FrozenTraining(pl.LightningModule):
         hp = self.hparams
         optimizer = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps,
                                       weight_decay=hp.weight_decay)
-        total = hp.schedule_steps or (self.trainer.max_steps if self.trainer.max_steps > 0
-                                      else int(self.trainer.estimated_stepping_batches))
+        total = self._total_steps()
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, WarmupCosine(hp.warmup_steps, total, hp.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def _total_steps(self) -> int:
+        hp = self.hparams
+        return max(1, hp.schedule_steps or (self.trainer.max_steps if self.trainer.max_steps > 0
+                                            else int(self.trainer.estimated_stepping_batches)))
+
     # ----- steps ---------------------------------------------------------------------------
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+        anneal = self.model.config.prefix_anneal
+        if anneal != 1 and hasattr(self.model.prefix_head, "set_anneal"):
+            self.model.prefix_head.set_anneal(anneal, self.global_step / self._total_steps())
         loss = self.model(batch.prompts).loss
         if self.guard.step(loss, batch.tally, self._reduce_sum, self.global_step):
             size = batch.prompts.input_ids.shape[0]
