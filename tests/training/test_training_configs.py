@@ -37,7 +37,7 @@ LARGE = {
 
 
 def test_every_config_is_covered():
-    assert {p.name for p in CONFIGS} == {"toy.yaml", *LARGE}
+    assert {p.name for p in CONFIGS} == {"toy.yaml", "toy-soft-tokens.yaml", *LARGE}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -64,6 +64,17 @@ def test_toy_config_builds(tiny_lm, good_shards, tmp_path):
     cli = build(ROOT / "configs" / "toy.yaml", *toy_overrides(tiny_lm, good_shards, tmp_path))
     assert cli.model.model.vision is not None
     assert cli.datamodule.train_urls == sorted(cli.datamodule.train_urls)
+
+
+def test_soft_token_config_builds_against_the_shapes_lm(good_shards, tmp_path):
+    from frozen.toy import SHAPES_LM_DIR
+    from frozen.toy.standins import STANDIN_TOKENS
+
+    cli = build(ROOT / "configs" / "toy-soft-tokens.yaml",
+                *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
+    model = cli.model.model
+    assert model.config.prefix_head == "vocabulary" and model.config.prefix_anneal == 100
+    assert model.config.prefix_vocabulary == list(STANDIN_TOKENS)
 
 
 def test_toy_config_trains(tiny_lm, good_shards, tmp_path):
