@@ -154,11 +154,15 @@ class ImageTransform:
 def fit_square(img: Image.Image, size: int, pad_value: int = 0) -> Image.Image:
     """Pad to square and resize to size x size, in the cheaper order: resize the image so its
     longer side is `size`, then centre it on the padded canvas (same picture as padding first)."""
-    width, height = img.size
-    if (width, height) == (size, size):
+    if img.size == (size, size):
         return img
+    img = scale_longer_side(img, size)
+    return pad_to_square(img, pad_value) if img.width != img.height else img
+
+
+def scale_longer_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize (bicubic) so the longer side is `size`, keeping the aspect ratio."""
+    width, height = img.size
     scale = size / max(width, height)
     new = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if new != (width, height):
-        img = img.resize(new, Image.BICUBIC, reducing_gap=3.0)
-    return pad_to_square(img, pad_value) if new[0] != new[1] else img
+    return img if new == (width, height) else img.resize(new, Image.BICUBIC, reducing_gap=3.0)

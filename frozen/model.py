@@ -67,8 +67,9 @@ class FrozenModel(nn.Module):
             if self._channels_last:
                 self.vision.to(memory_format=torch.channels_last)
             self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
-            self._prefix_vocabulary = (None if config.prefix_vocabulary is None
-                                       else self._token_ids(config.prefix_vocabulary))
+            # A buffer, so it moves with the model instead of being copied at every call.
+            self.register_buffer("prefix_vocabulary_ids", None if config.prefix_vocabulary is None
+                                 else self._token_ids(config.prefix_vocabulary), persistent=False)
             self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
                                  else nn.Identity())
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
@@ -168,8 +169,8 @@ class FrozenModel(nn.Module):
         features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
         if getattr(self.prefix_head, "uses_vocabulary", False):
             embeddings = self.lm.get_input_embeddings().weight             # (V, D), frozen
-            if self._prefix_vocabulary is not None:
-                embeddings = embeddings[self._prefix_vocabulary.to(embeddings.device)]  # (V', D)
+            if self.prefix_vocabulary_ids is not None:
+                embeddings = embeddings[self.prefix_vocabulary_ids]         # (V', D)
             return self.prefix_head(features, embeddings)                   # (N, n, D)
         return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
 

@@ -17,10 +17,9 @@ import io
 import os
 from pathlib import Path
 
-from PIL import Image
 from tqdm import tqdm
 
-from ..images import ImageError, load_image
+from ..images import ImageError, load_image, scale_longer_side
 from .decode import IMAGE_KEYS
 from .shards import expand_shards
 
@@ -30,10 +29,8 @@ SAMPLE_FIELDS = ("__key__", "__url__", "__local_path__")
 def resize_image(data: bytes, size: int, quality: int = 95) -> bytes:
     """Encoded image -> JPEG bytes with the longer side `size` (never enlarged)."""
     img = load_image(data, draft_size=size)
-    scale = size / max(img.size)
-    if scale < 1:
-        new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(new, Image.BICUBIC, reducing_gap=3.0)
+    if max(img.size) > size:
+        img = scale_longer_side(img, size)
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=quality)
     return out.getvalue()

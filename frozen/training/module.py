@@ -95,7 +95,7 @@ class FrozenTraining(pl.LightningModule):
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
         anneal = self.model.config.prefix_anneal
-        if anneal != 1 and hasattr(self.model.prefix_head, "set_anneal"):
+        if anneal != 1:                 # the config allows it only with the vocabulary head
             self.model.prefix_head.set_anneal(anneal, self.global_step / self._total_steps())
         loss = self.model(batch.prompts).loss
         if self.guard.step(loss, batch.tally, self._reduce_sum, self.global_step):
