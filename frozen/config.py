@@ -32,7 +32,9 @@ class FrozenConfig:
         embeddings, so a learned prefix lives at the scale the LM expects (the "vocabulary"
         head is at that scale by construction and is not rescaled).
     prefix_vocabulary: for the "vocabulary" head, the tokens its mixtures are drawn from (e.g.
-        an LM's dedicated image tokens); None draws from the whole vocabulary.
+        an LM's dedicated image tokens): one list shared by every prefix slot, or one list per
+        slot (num_prefix_tokens lists), so that slot i only ever becomes one of its own
+        tokens; None draws from the whole vocabulary.
     prefix_anneal: for the "vocabulary" head, training multiplies its softmax sharpness by
         prefix_anneal ** (step / total steps), so the mixtures end as (nearly) real tokens;
         1 turns it off.
@@ -50,13 +52,31 @@ class FrozenConfig:
     num_prefix_tokens: int = 2
     prefix_head: str = "linear"
     prefix_norm: bool = True
-    prefix_vocabulary: list[str] | None = None
+    prefix_vocabulary: list[str] | list[list[str]] | None = None
     prefix_anneal: float = 1.0
     dtype: str = "float32"
     image_size: int | None = None
     pad_value: int = 0
     lm_device: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def _checked_vocabulary(self, vocabulary: Any) -> list[str] | list[list[str]]:
+        """A flat list of >= 2 tokens, or num_prefix_tokens such lists (one per slot)."""
+        def token_list(tokens: Any, what: str) -> list[str]:
+            if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)) or len(tokens) < 2 \
+                    or not all(isinstance(t, str) for t in tokens):
+                raise ValueError(f"FrozenConfig.prefix_vocabulary{what} must be a list of at least "
+                                 f"2 tokens, got {tokens!r}")
+            return list(tokens)
+
+        if isinstance(vocabulary, (list, tuple)) and vocabulary \
+                and all(isinstance(v, (list, tuple)) for v in vocabulary):
+            if len(vocabulary) != int(self.num_prefix_tokens):
+                raise ValueError(f"FrozenConfig.prefix_vocabulary has {len(vocabulary)} per-slot "
+                                 f"lists but num_prefix_tokens is {self.num_prefix_tokens}: give "
+                                 "one list per slot, or one flat list shared by all slots")
+            return [token_list(v, f"[{i}]") for i, v in enumerate(vocabulary)]
+        return token_list(vocabulary, "")
 
     def __post_init__(self) -> None:
         if not isinstance(self.lm, str) or not self.lm.strip():
@@ -76,10 +96,7 @@ class FrozenConfig:
             if self.prefix_head != "vocabulary":
                 raise ValueError("FrozenConfig.prefix_vocabulary is only used by prefix_head="
                                  f"'vocabulary', not {self.prefix_head!r}")
-            if isinstance(self.prefix_vocabulary, str) or len(self.prefix_vocabulary) < 2:
-                raise ValueError("FrozenConfig.prefix_vocabulary must be a list of at least 2 "
-                                 f"tokens, got {self.prefix_vocabulary!r}")
-            self.prefix_vocabulary = list(self.prefix_vocabulary)
+            self.prefix_vocabulary = self._checked_vocabulary(self.prefix_vocabulary)
         if float(self.prefix_anneal) < 1:
             raise ValueError(f"FrozenConfig.prefix_anneal must be >= 1, got {self.prefix_anneal}")
         if float(self.prefix_anneal) != 1 and self.prefix_head != "vocabulary":

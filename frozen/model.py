@@ -67,22 +67,37 @@ class FrozenModel(nn.Module):
             if self._channels_last:
                 self.vision.to(memory_format=torch.channels_last)
             self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
-            # A buffer, so it moves with the model instead of being copied at every call.
-            self.register_buffer("prefix_vocabulary_ids", None if config.prefix_vocabulary is None
-                                 else self._token_ids(config.prefix_vocabulary), persistent=False)
+            # Buffers, so they move with the model instead of being copied at every call.
+            ids, slot_mask = (None, None) if config.prefix_vocabulary is None \
+                else self._vocabulary_ids(config.prefix_vocabulary)
+            self.register_buffer("prefix_vocabulary_ids", ids, persistent=False)    # (V',)
+            self.register_buffer("prefix_slot_mask", slot_mask, persistent=False)   # (n, V') or None
             self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
                                  else nn.Identity())
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
         self._check_freezing()
 
-    def _token_ids(self, tokens: list[str]) -> torch.Tensor:
+    def _vocabulary_ids(self, vocabulary: list[str] | list[list[str]]
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token ids (V',) of the prefix vocabulary and, for per-slot lists, the mask (n, V')
+        of the ids each slot may use (the lists are concatenated)."""
+        per_slot = isinstance(vocabulary[0], list)
+        tokens = [t for group in vocabulary for t in group] if per_slot else vocabulary
         vocab = self.tokenizer.get_vocab()
         missing = [t for t in tokens if t not in vocab]
         if missing:
             raise ValueError(f"FrozenConfig.prefix_vocabulary: tokens not in the LM's vocabulary: "
                              f"{missing[:10]}")
-        return torch.tensor([vocab[t] for t in tokens])
+        ids = torch.tensor([vocab[t] for t in tokens])
+        if not per_slot:
+            return ids, None
+        mask = torch.zeros(len(vocabulary), len(tokens), dtype=torch.bool)
+        start = 0
+        for slot, group in enumerate(vocabulary):
+            mask[slot, start:start + len(group)] = True
+            start += len(group)
+        return ids, mask
 
     # ----- parameters ------------------------------------------------------------------------
 
@@ -171,7 +186,7 @@ class FrozenModel(nn.Module):
             embeddings = self.lm.get_input_embeddings().weight             # (V, D), frozen
             if self.prefix_vocabulary_ids is not None:
                 embeddings = embeddings[self.prefix_vocabulary_ids]         # (V', D)
-            return self.prefix_head(features, embeddings)                   # (N, n, D)
+            return self.prefix_head(features, embeddings, self.prefix_slot_mask)  # (N, n, D)
         return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
 
     def embed(self, batch: PromptBatch) -> torch.Tensor:

@@ -166,14 +166,19 @@ class VocabularyPrefixHead(nn.Module):
         for the search, (nearly) real tokens by the end."""
         self.sharpness_scale.fill_(float(final_scale) ** min(max(progress, 0.0), 1.0))
 
-    def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor,
+                slot_mask: torch.Tensor | None = None) -> torch.Tensor:
         # pooled (N, F), embeddings (V, D) in the LM's dtype (matmuls stay in it: no fp32 copy
-        # of a large vocabulary per step); the softmax is taken in float32.
+        # of a large vocabulary per step); the softmax is taken in float32. slot_mask (n, V),
+        # if given, says which tokens each slot may mix.
         query = F.normalize(self.query(pooled).view(-1, self.num_tokens, self.lm_dim), dim=-1)
         keys = F.normalize(embeddings, dim=-1)                              # (V, D)
         cosine = query.to(embeddings.dtype) @ keys.T                        # (N, n, V)
         sharpness = self.log_sharpness.exp() * self.sharpness_scale
-        weights = (cosine.float() * sharpness).softmax(-1)                  # (N, n, V)
+        logits = cosine.float() * sharpness                                 # (N, n, V)
+        if slot_mask is not None:
+            logits = logits.masked_fill(~slot_mask, float("-inf"))
+        weights = logits.softmax(-1)                                        # (N, n, V)
         return (weights.to(embeddings.dtype) @ embeddings).float()          # (N, n, D)
 
 

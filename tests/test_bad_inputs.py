@@ -119,5 +119,11 @@ def test_a_long_prompt_does_not_shorten_the_others(tiny_config, lm_dirs):
 def test_prefix_vocabulary_must_be_known_tokens(tiny_model):
     with pytest.raises(ValueError, match=r"prefix_vocabulary.*a list of at least 2"):
         FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_vocabulary="abc")
+    with pytest.raises(ValueError, match=r"prefix_vocabulary\[1\] must be a list of at least 2"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", num_prefix_tokens=2,
+                     prefix_vocabulary=[["a", "b"], ["c"]])
+    with pytest.raises(ValueError, match=r"3 per-slot lists but num_prefix_tokens is 2"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", num_prefix_tokens=2,
+                     prefix_vocabulary=[["a", "b"], ["c", "d"], ["e", "f"]])
     with pytest.raises(ValueError, match=r"not in the LM's vocabulary: \['<\|no-such-token\|>'\]"):
         tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "<|no-such-token|>"])

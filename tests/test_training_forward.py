@@ -144,6 +144,18 @@ def test_vocabulary_head_restricted_to_listed_tokens(tiny_model):
     assert torch.allclose(prefix, allowed[0] + t[..., None] * direction, atol=1e-5)
 
 
+def test_per_slot_vocabulary_keeps_each_slot_to_its_own_tokens(tiny_model):
+    groups = [["a", "b"], ["c", "d", "e"]]
+    model = tiny_model(prefix_head="vocabulary", num_prefix_tokens=2, prefix_vocabulary=groups,
+                       prefix_anneal=1e4).eval()
+    model.prefix_head.set_anneal(1e4, 1.0)                  # sharp: each slot is one real token
+    prefix = model.encode_images(model.collate([[img] for img in images(4)]).pixel_values)
+    embeddings = model.lm.get_input_embeddings().weight.detach()           # (V, D)
+    nearest = torch.cdist(prefix.detach().reshape(-1, prefix.shape[-1]), embeddings).argmin(-1)
+    tokens = model.tokenizer.convert_ids_to_tokens(nearest.view(4, 2).T.reshape(-1).tolist())
+    assert set(tokens[:4]) <= set(groups[0]) and set(tokens[4:]) <= set(groups[1])
+
+
 def test_annealed_vocabulary_head_gives_real_tokens(tiny_model):
     model = tiny_model(prefix_head="vocabulary", prefix_anneal=1e4).eval()
     pixels = model.collate([[img] for img in images(2)]).pixel_values
