@@ -37,7 +37,7 @@ LARGE = {
 
 
 def test_every_config_is_covered():
-    assert {p.name for p in CONFIGS} == {"toy.yaml", "toy-soft-tokens.yaml", *LARGE}
+    assert {p.name for p in CONFIGS} == {"toy.yaml", "toy-linear.yaml", *LARGE}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -60,26 +60,30 @@ def toy_overrides(tiny_lm, shards_, root) -> list[str]:
             "--data.val_shards", shards_, "--trainer.default_root_dir", str(root)]
 
 
-def test_toy_config_builds(tiny_lm, good_shards, tmp_path):
-    cli = build(ROOT / "configs" / "toy.yaml", *toy_overrides(tiny_lm, good_shards, tmp_path))
-    assert cli.model.model.vision is not None
-    assert cli.datamodule.train_urls == sorted(cli.datamodule.train_urls)
-
-
-def test_soft_token_config_builds_against_the_shapes_lm(good_shards, tmp_path):
+def test_toy_config_builds_per_slot_soft_tokens(good_shards, tmp_path):
     from frozen.toy import SHAPES_LM_DIR
-    from frozen.toy.standins import STANDIN_TOKENS
+    from frozen.toy.standins import SLOT_VALUES, SLOTS, standin_token
 
-    cli = build(ROOT / "configs" / "toy-soft-tokens.yaml",
-                *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
+    cli = build(ROOT / "configs" / "toy.yaml", *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
     model = cli.model.model
+    assert cli.datamodule.train_urls == sorted(cli.datamodule.train_urls)
     assert model.config.prefix_head == "vocabulary" and model.config.prefix_anneal == 100
-    assert model.config.prefix_vocabulary == list(STANDIN_TOKENS)
+    # Slot i mixes only the stand-ins of the i-th attribute, in the LM's stand-in order.
+    assert model.config.prefix_vocabulary == [[standin_token(v) for v in SLOT_VALUES[slot]]
+                                              for slot in SLOTS]
 
 
-def test_toy_config_trains(tiny_lm, good_shards, tmp_path):
+def test_linear_toy_config_builds(tiny_lm, good_shards, tmp_path):
+    cli = build(ROOT / "configs" / "toy-linear.yaml", *toy_overrides(tiny_lm, good_shards, tmp_path))
+    assert cli.model.model.config.prefix_head == "linear"
+    assert cli.model.model.vision is not None
+
+
+def test_toy_config_trains(good_shards, tmp_path):
+    from frozen.toy import SHAPES_LM_DIR
+
     cli = run_cli(["fit", "--config", str(ROOT / "configs" / "toy.yaml"),
-                   *toy_overrides(tiny_lm, good_shards, tmp_path), "--trainer.max_steps", "3",
+                   *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path), "--trainer.max_steps", "3",
                    "--data.batch_size", "4", "--trainer.enable_progress_bar", "false",
                    "--trainer.logger", "false"])
     assert cli.trainer.global_step == 3
