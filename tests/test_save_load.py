@@ -22,6 +22,17 @@ def trained(model):
     return model.eval()
 
 
+def test_roundtrip_keeps_an_annealed_per_slot_vocabulary_head(tiny_model, tmp_path):
+    model = trained(tiny_model(prefix_head="vocabulary", num_prefix_tokens=2,
+                               prefix_vocabulary=[["a", "b"], ["c", "d", "e"]], prefix_anneal=50.0))
+    model.prefix_head.set_anneal(50.0, 1.0)
+    loaded = FrozenModel.from_pretrained(model.save_pretrained(tmp_path / "saved"))
+    assert loaded.config.prefix_vocabulary == [["a", "b"], ["c", "d", "e"]]
+    assert float(loaded.prefix_head.sharpness_scale) == 50.0
+    batch = model.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
+    assert torch.equal(model.embed(batch), loaded.embed(batch))
+
+
 def test_roundtrip_gives_identical_outputs(tiny_model, tmp_path):
     model = trained(tiny_model())
     folder = model.save_pretrained(tmp_path / "saved")
