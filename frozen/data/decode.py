@@ -48,6 +48,12 @@ def image_of(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
     data = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
     if data is None:
         raise SampleSkipped("missing_image", f"no {'/'.join(IMAGE_KEYS)} member")
+    return decode_image(data, transform, max_pixels)
+
+
+def decode_image(data: bytes, transform: Callable[[Any], torch.Tensor],
+                 max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Encoded image bytes -> preprocessed (3, S, S), or SampleSkipped naming the problem."""
     try:
         picture = load_image(data, draft_size=getattr(transform, "size", None), max_pixels=max_pixels)
         return transform(picture)                                   # (3, S, S)

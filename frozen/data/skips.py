@@ -27,6 +27,10 @@ SKIP_KINDS = (
     "empty_caption",       # txt member empty or whitespace
     "truncated_tar",       # shard ends mid-member: the rest of the shard is lost
     "unreadable_shard",    # shard cannot be opened (missing file, failed pipe or URL)
+    # interleaved documents (frozen.data.documents)
+    "bad_document",        # no .json member, or its JSON is not in the MMC4 layout
+    "too_few_images",      # fewer usable images than the document rules' min_images
+    "too_many_images",     # more images than the document rules' max_images
 )
 TALLY_SIZE = 1 + len(SKIP_KINDS)
 
@@ -130,11 +134,12 @@ class SkipTally:
                             "rather than training on what is left; check the shards")
 
     def summary(self) -> str:
-        return (f"{self.good} image-caption pairs used, {self.skipped} samples skipped"
+        return (f"{self.good} samples used, {self.skipped} samples skipped"
                 + (f" ({format_counts(self.counts())})" if self.skipped else ""))
 
     def state_dict(self) -> dict:
         return {"vector": self.vector.clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.vector = state["vector"].clone()
+        vector = state["vector"].clone()       # older runs may know fewer kinds: pad with 0
+        self.vector = torch.cat([vector, self.vector.new_zeros(TALLY_SIZE - len(vector))])

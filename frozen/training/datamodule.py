@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 
 from frozen.data import CaptionStream, DataError, Packer, expand_shards
+from frozen.data.mixing import DocumentData, mix_documents
 from frozen.data.shards import missing_local_shards
 from frozen.images import MAX_PIXELS
 
@@ -38,6 +39,7 @@ class CaptionData(pl.LightningDataModule):
     max_image_pixels: larger images are skipped as decompression bombs (PIL's own limit,
         about 89 M pixels, is the most this can allow).
     log_interval: seconds between skip warnings of one worker.
+    documents: interleaved-document shards mixed into training (frozen.data.mixing.DocumentData).
     """
 
     def __init__(self, train_shards: str | list[str], val_shards: str | list[str] | None = None,
@@ -45,16 +47,19 @@ class CaptionData(pl.LightningDataModule):
                  val_batch_size: int | None = None, resampled: bool = True,
                  shuffle_buffer: int = 1000, pack_pairs: int = 1, pack_max_tokens: int | None = None,
                  num_workers: int = 4, seed: int = 0, max_image_pixels: int = MAX_PIXELS,
-                 log_interval: float = 60.0):
+                 log_interval: float = 60.0, documents: DocumentData | dict | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["documents"])   # plain data only in checkpoints
+        self.documents = DocumentData(**documents) if isinstance(documents, dict) else documents
+        self.document_urls = expand_shards(self.documents.shards) if self.documents else None
         self.train_urls = expand_shards(train_shards)
         self.val_urls = expand_shards(val_shards) if val_shards else None
         self.model = None
 
     def setup(self, stage: str) -> None:
         self.model = self.trainer.lightning_module.model
-        for name, urls in (("train", self.train_urls), ("val", self.val_urls)):
+        for name, urls in (("train", self.train_urls), ("val", self.val_urls),
+                           ("document", self.document_urls)):
             missing = missing_local_shards(urls or [])
             if urls and len(missing) == len(urls):
                 raise DataError(f"none of the {len(urls)} {name} shards exist (first: {urls[0]!r})")
@@ -90,7 +95,10 @@ class CaptionData(pl.LightningDataModule):
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         hp = self.hparams
-        return self._loader(self._stream(self.train_urls, hp.batch_size, hp.epoch_samples, True))
+        stream = self._stream(self.train_urls, hp.batch_size, hp.epoch_samples, True)
+        if self.documents is not None:
+            stream = mix_documents(stream, self.documents, self.document_urls)
+        return self._loader(stream)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader | list:
         if not self.val_urls:
