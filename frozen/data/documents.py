@@ -21,6 +21,8 @@ The rules (DocumentRules), applied in this order:
     corrupt_image, truncated_image, decompression_bomb); `"drop_document"` skips the whole
     document, counted once under the kind of its first bad image;
   - a document left with fewer than `min_images` images is skipped (too_few_images).
+A skipped document counts once, under one kind; a kept one counts as good, and each image
+dropped from it counts under the image's kind.
 The loss is on text tokens only, never on image slots or padding; `loss_on="text_after_image"`
 leaves out the text before the first image too (OpenFlamingo's masking).
 """
