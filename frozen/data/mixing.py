@@ -31,7 +31,8 @@ class DocumentData(DocumentRules):
     """Document shards mixed into training (plus the DocumentRules fields).
 
     shards: MMC4-layout shards: a path, a brace pattern or a list (as data.train_shards).
-    ratio: the fraction of training batches drawn from documents (0 to 1).
+    ratio: the fraction of training batches drawn from documents (0 to 1). The epoch keeps the
+        number of batches that data.epoch_samples gives; this fraction of them are documents.
     batch_size: documents per batch per rank.
     shuffle_buffer: documents held for shuffling per worker (0: none).
     """
