@@ -87,3 +87,29 @@ def run(tmp: Path, repeats: int, text_model) -> list[Row]:
     return [Row(f"documents, {IMAGES_PER_DOCUMENT} JPEGs each -> 224, 1 worker (images/s)", image,
                 pair, "", "report (vs the pair pipeline)", image / pair, None,
                 f"{image / pair:.2f}x the pair pipeline; {document:.1f} docs/s")]
+
+
+def main() -> None:
+    """python -m bench.documents: this row alone (its baseline measured in the same run)."""
+    import argparse
+    import logging
+    import tempfile
+
+    import torch
+
+    from frozen import FrozenConfig, FrozenModel
+
+    from .common import bench_lm_dir, print_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.documents", description=main.__doc__)
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = FrozenModel(FrozenConfig(lm=bench_lm_dir(Path(tmp)), vision=None))
+        print_table(run(Path(tmp), args.repeats, model))
+
+
+if __name__ == "__main__":
+    main()

@@ -83,12 +83,13 @@ def parquet_rows(paths: list[str]) -> Iterator[tuple[list, list]]:
     except ImportError:
         raise SystemExit("reading parquet needs pyarrow: pip install 'frozen[documents]'") from None
     for path in paths:
-        columns = pq.ParquetFile(path).schema_arrow.names
+        table = pq.ParquetFile(path)
+        columns = table.schema_arrow.names
         missing = {"texts", "images"} - set(columns)
         if missing:
             raise SystemExit(f"{path}: no column(s) {sorted(missing)} (found {columns}); "
                              "expected OBELICS rows with `texts` and `images` lists")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=256, columns=["texts", "images"]):
+        for batch in table.iter_batches(batch_size=256, columns=["texts", "images"]):
             yield from zip(batch.column("texts").to_pylist(), batch.column("images").to_pylist())
 
 
