@@ -5,6 +5,9 @@
     shards    shard specs, opening URLs, reading tars, splitting shards among ranks and workers
     packing   several image-caption pairs per training sequence
     stream    CaptionStream, the IterableDataset that puts these together
+    documents interleaved image-text documents (MMC4 layout) -> training sequences
+    mixing    DocumentStream, and MixedStream: pair and document batches in a fixed ratio
+    document_writer / obelics   writing document shards; OBELICS parquet -> document shards
 
 webdataset is imported only when shards are read; nothing here imports Lightning.
 """

@@ -35,6 +35,7 @@ class DocumentData(DocumentRules):
         number of batches that data.epoch_samples gives; this fraction of them are documents.
     batch_size: documents per batch per rank.
     shuffle_buffer: documents held for shuffling per worker (0: none).
+    Validation stays on the pairs (caption perplexity).
     """
 
     shards: str | list[str]
