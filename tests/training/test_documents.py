@@ -220,3 +220,15 @@ def test_shapes_documents_hold_plain_captions_only(tmp_path):
             words = caption.split()
             assert words[0] == "a" and words[4:6] == ["on", "the"] and len(words) == 7
             assert caption == caption.lower() and (words[2], words[3]) not in HELD_OUT
+
+
+def test_a_tally_saved_before_the_document_kinds_still_loads():
+    from frozen.data import SkipTally
+    from frozen.data.skips import TALLY_SIZE
+
+    old = torch.arange(TALLY_SIZE - 3)               # [good, 8 pair kinds]: no document kinds
+    tally = SkipTally()
+    tally.load_state_dict({"vector": old})
+    tally.add(torch.ones(TALLY_SIZE, dtype=torch.long))
+    assert tally.good == 1 and tally.counts()["too_many_images"] == 1
+    assert tally.counts()["unreadable_shard"] == 8 + 1
