@@ -1,6 +1,7 @@
 """Callbacks of a training run: where checkpoints go, the inference folder, throughput.
 
-    RunCheckpoint     ModelCheckpoint keeping last.ckpt in {default_root_dir}/checkpoints
+    RunCheckpoint     ModelCheckpoint keeping last.ckpt in {default_root_dir}/checkpoints, a hard
+                      link to the step's checkpoint when one was written at the same step
     ExportInference   writes a FrozenModel.from_pretrained folder at the end of fit (and every
                       N steps when asked; any checkpoint converts with frozen.training.export)
     Throughput        image-caption pairs per second, on the progress bar
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -27,6 +29,12 @@ class RunCheckpoint(ModelCheckpoint):
     `dirpath` is given. `--ckpt_path last` also considers SLURM's preemption checkpoints
     (hpc_ckpt_N.ckpt in default_root_dir) and resumes from the newest of all. Temporary files
     of writes cut short by a kill are removed at setup.
+
+    last.ckpt is never a second copy: when a checkpoint of the same step was just written it is
+    a hard link to that file (one inode, two names). Lightning's own `save_last="link"` makes a
+    symbolic link to the newest checkpoint written, which with a monitored top-k may be an older
+    step's, or one deleted later; a hard link is always this step's state and outlives the other
+    name. Where hard links are not possible (remote storage) last.ckpt is written in full.
     """
 
     def __init__(self, dirpath: str | None = None, save_last: bool = True,
@@ -44,6 +52,28 @@ class RunCheckpoint(ModelCheckpoint):
             for stale in Path(self.dirpath).glob(".*.ckpt.tmp-*"):   # writes cut by a kill
                 stale.unlink(missing_ok=True)
         super().setup(trainer, pl_module, stage)
+
+    def _save_checkpoint(self, trainer: "pl.Trainer", filepath: str) -> None:
+        same_step = (self._last_checkpoint_saved and filepath == self.last_model_path
+                     and self._last_global_step_saved == trainer.global_step)
+        if not (same_step and self._hard_link(trainer, self._last_checkpoint_saved, filepath)):
+            return super()._save_checkpoint(trainer, filepath)
+        self._last_checkpoint_saved = filepath
+
+    @staticmethod
+    def _hard_link(trainer: "pl.Trainer", target: str, path: str) -> bool:
+        """Atomically make `path` a hard link to `target` (rank 0); False where impossible."""
+        linked = False
+        if trainer.is_global_zero and _is_local_file_protocol(path) and os.path.isfile(target):
+            tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
+            try:
+                tmp.unlink(missing_ok=True)
+                os.link(target, tmp)
+                os.replace(tmp, path)
+                linked = True
+            except OSError:
+                tmp.unlink(missing_ok=True)
+        return trainer.strategy.broadcast(linked)
 
     def _find_last_checkpoints(self, trainer: "pl.Trainer") -> set[str]:
         self._resolve_dir(trainer)
