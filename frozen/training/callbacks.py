@@ -4,7 +4,8 @@
                       link to the step's checkpoint when one was written at the same step
     ExportInference   writes a FrozenModel.from_pretrained folder at the end of fit (and every
                       N steps when asked; any checkpoint converts with frozen.training.export)
-    Throughput        image-caption pairs per second, on the progress bar
+    Throughput        image-caption pairs per second and MFU (frozen.training.mfu), on the
+                      progress bar
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from .export import save_inference_folder
+from .mfu import StepFlops, mfu, peak_bf16_flops
 
 class RunCheckpoint(ModelCheckpoint):
     """ModelCheckpoint with run-stable defaults: one folder per run, last.ckpt always kept.
@@ -126,19 +128,38 @@ class ExportInference(Callback):
 
 
 class Throughput(Callback):
-    """Image-caption pairs per second over all ranks (smoothed), on the progress bar."""
+    """Image-caption pairs per second over all ranks (smoothed), on the progress bar, and next
+    to it the model FLOPs utilisation of this rank's device where its peak is known (GPUs)."""
 
     def __init__(self, smoothing: float = 0.9):
         self.smoothing = smoothing
         self._last: float | None = None
         self._rate: float | None = None
+        self._mfu: float | None = None
+        self._flops: StepFlops | None = None
+        self._peak: float | None = None
+
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        # Before the model is sharded or wrapped: its tower is counted on a meta-device copy.
+        self._peak = peak_bf16_flops(trainer.strategy.root_device)
+        if self._peak is not None and stage == "fit":
+            self._flops = StepFlops.of(pl_module.model,
+                                       getattr(pl_module, "activation_checkpointing", False))
+
+    def _smooth(self, old: float | None, new: float) -> float:
+        return new if old is None else self.smoothing * old + (1 - self.smoothing) * new
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
         if self._last is not None:
-            rate = batch.num_pairs * trainer.world_size / max(now - self._last, 1e-9)
-            s = self.smoothing
-            self._rate = rate if self._rate is None else s * self._rate + (1 - s) * rate
-            pl_module.log("train/pairs_per_s", self._rate, prog_bar=True,
-                          batch_size=batch.prompts.input_ids.shape[0])
+            seconds = max(now - self._last, 1e-9)
+            size = batch.prompts.input_ids.shape[0]
+            self._rate = self._smooth(self._rate, batch.num_pairs * trainer.world_size / seconds)
+            pl_module.log("train/pairs_per_s", self._rate, prog_bar=True, batch_size=size)
+            if self._flops is not None:
+                prompts = batch.prompts
+                images = 0 if prompts.pixel_values is None else prompts.pixel_values.shape[0]
+                flops = self._flops(int(prompts.attention_mask.sum()), images)
+                self._mfu = self._smooth(self._mfu, mfu(flops, seconds, self._peak))
+                pl_module.log("train/mfu", self._mfu, prog_bar=True, batch_size=size)
         self._last = now
