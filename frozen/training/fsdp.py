@@ -9,8 +9,11 @@ replicated on every rank, outside FSDP: the model reads it outside the LM's forw
 lookup before the image prefixes are spliced in, the vocabulary head's mixtures), where a
 sharded table would be a DTensor. It is frozen, so it costs memory (V x D) and no traffic.
 
-With `precision: bf16-mixed` every unit computes in bfloat16 (MixedPrecisionPolicy) and the
-vision side keeps float32 weights, gradients reduced in float32. Activation checkpointing and
+With `precision: bf16-mixed` the LM's units gather and compute in bfloat16
+(MixedPrecisionPolicy: a float32 LM is sent as bfloat16); the vision side keeps float32 weights
+and gradients and runs under Lightning's bf16 autocast, as with DDP (a policy that cast its
+weights would give BatchNorm bfloat16 weights beside float32 running statistics, which
+batch_norm refuses). Activation checkpointing and
 torch.compile of the blocks are applied by FrozenTraining.configure_model before sharding.
 Gradient-norm clipping is Lightning's `gradient_clip_val`: the gradients are DTensors that
 `torch.nn.utils.clip_grad_norm_` handles across ranks.
@@ -60,10 +63,9 @@ class FrozenFSDPStrategy(ModelParallelStrategy):
         from torch.distributed.fsdp import MixedPrecisionPolicy
 
         bf16 = self.precision_plugin.precision == "bf16-mixed"
-        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) \
-            if bf16 else MixedPrecisionPolicy()
-        shard_frozen_model(self.lightning_module.model, self.device_mesh["data_parallel"], policy,
-                           self.reshard_after_forward)
+        lm_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None)
+        shard_frozen_model(self.lightning_module.model, self.device_mesh["data_parallel"],
+                           lm_policy, self.reshard_after_forward)
         # The tower and the linear head return views; FrozenModel never changes them in place
         # (the hazard this warns of), and the sharded-vs-DDP gradient test would show it.
         warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
@@ -148,9 +150,10 @@ def _is_wrapper(module: nn.Module) -> bool:
     return isinstance(module, CheckpointWrapper)
 
 
-def shard_frozen_model(frozen: nn.Module, mesh, mp_policy, reshard_after_forward: bool = True) -> int:
-    """fully_shard every unit of `unit_roots`; returns the number of units."""
-    from torch.distributed.fsdp import fully_shard
+def shard_frozen_model(frozen: nn.Module, mesh, lm_policy, reshard_after_forward: bool = True) -> int:
+    """fully_shard every unit of `unit_roots`, the LM's with `lm_policy` (a MixedPrecisionPolicy);
+    returns the number of units."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     embedding = set(frozen.lm.get_input_embeddings().parameters())     # replicated, see top
     if frozen.vision is not None:
@@ -160,7 +163,8 @@ def shard_frozen_model(frozen: nn.Module, mesh, mp_policy, reshard_after_forward
     units = unit_roots(frozen)
     for unit in units:
         trainable = {p.requires_grad for p in unit.parameters()} == {True}
-        fully_shard(unit, mesh=mesh, mp_policy=mp_policy, ignored_params=embedding,
+        fully_shard(unit, mesh=mesh, ignored_params=embedding,
+                    mp_policy=MixedPrecisionPolicy() if trainable else lm_policy,
                     # the vision side runs once per step: keep it gathered for its backward
                     reshard_after_forward=reshard_after_forward and not trainable)
     return len(units)

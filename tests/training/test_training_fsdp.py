@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 import run_probe as probes
 from frozen import FrozenModel
 from frozen.training import export_checkpoint
-from train_runs import run_train, two_rank_args
+from train_runs import fit_args, run_cli, run_train, two_rank_args
 
 SHARDED = ("--trainer.strategy", "frozen_fsdp", "--model.activation_checkpointing", "true",
            "--checkpoint.every_n_train_steps", "2",
@@ -100,3 +100,23 @@ def test_sharded_run_keeps_the_lm_bit_identical(sharded, tiny_lm):
     trained = torch.load(tmp / "resumed" / "lm.pt", weights_only=True)
     assert trained.keys() == reference.keys()
     assert all(torch.equal(reference[k], trained[k]) for k in reference)
+
+
+def test_one_device_bf16_mixed(tiny_lm, good_shards, tmp_path):
+    """One rank, bf16-mixed: the LM's units gather in bf16; the tower (with BatchNorm) keeps
+    float32 weights under autocast; the checkpoint and export work as with two ranks."""
+    cli = run_cli(fit_args(tiny_lm, good_shards, tmp_path, 2, "--trainer.strategy", "frozen_fsdp",
+                           "--trainer.precision", "bf16-mixed",
+                           "--model.activation_checkpointing", "true",
+                           "--data.val_shards", good_shards, "--data.val_samples", "8",
+                           "--trainer.check_val_every_n_epoch", "null",
+                           "--trainer.val_check_interval", "2"))
+    assert cli.trainer.global_step == 2
+    metrics = cli.trainer.callback_metrics
+    assert torch.isfinite(metrics["train/loss"]) and torch.isfinite(metrics["val/ppl"])
+    model = cli.model.model
+    assert all(p.dtype == torch.float32 for p in model.trainable_parameters())
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert set(last["state_dict"]) == cli.model.trainable_keys
+    assert "train/mfu" not in metrics                               # no MFU on a CPU
+    assert (tmp_path / "inference" / "model.safetensors").is_file()
