@@ -60,12 +60,14 @@ class FrozenFSDPStrategy(ModelParallelStrategy):
         super().setup_environment()
 
     def setup(self, trainer) -> None:
-        from torch.distributed.fsdp import MixedPrecisionPolicy
+        from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy
 
-        bf16 = self.precision_plugin.precision == "bf16-mixed"
-        lm_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None)
-        shard_frozen_model(self.lightning_module.model, self.device_mesh["data_parallel"],
-                           lm_policy, self.reshard_after_forward)
+        frozen = self.lightning_module.model
+        if not isinstance(frozen, FSDPModule):          # once, also when fit is followed by test
+            bf16 = self.precision_plugin.precision == "bf16-mixed"
+            lm_policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None)
+            shard_frozen_model(frozen, self.device_mesh["data_parallel"], lm_policy,
+                               self.reshard_after_forward)
         # The tower and the linear head return views; FrozenModel never changes them in place
         # (the hazard this warns of), and the sharded-vs-DDP gradient test would show it.
         warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
