@@ -91,13 +91,15 @@ class FrozenFSDPStrategy(ModelParallelStrategy):
 
     def optimizer_state(self, optimizer) -> dict[str, Any]:
         """The optimizer's state in full on rank 0, keyed by parameter name."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions,
+                                                              get_optimizer_state_dict)
 
         optimizer = getattr(optimizer, "_optimizer", optimizer)   # a LightningOptimizer's own
         return get_optimizer_state_dict(self.lightning_module, optimizer,
                                         options=StateDictOptions(**FULL_ON_RANK0))
 
-    def load_checkpoint(self, checkpoint_path: Any, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(self, checkpoint_path: Any,
+                        weights_only: bool | None = None) -> dict[str, Any]:
         """Load a full checkpoint file on every rank; each keeps its own shards."""
         from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
                                                               set_optimizer_state_dict)
@@ -126,7 +128,8 @@ class FrozenFSDPStrategy(ModelParallelStrategy):
 
 
 StrategyRegistry.register("frozen_fsdp", FrozenFSDPStrategy,
-                          description="FSDP2 over the frozen LM's blocks, apart from the vision side")
+                          description="FSDP2 over the frozen LM's blocks, apart from the "
+                                      "vision side")
 
 
 def trainable_units(frozen: nn.Module) -> dict[str, nn.Module]:
@@ -152,7 +155,8 @@ def _is_wrapper(module: nn.Module) -> bool:
     return isinstance(module, CheckpointWrapper)
 
 
-def shard_frozen_model(frozen: nn.Module, mesh, lm_policy, reshard_after_forward: bool = True) -> int:
+def shard_frozen_model(frozen: nn.Module, mesh, lm_policy,
+                       reshard_after_forward: bool = True) -> int:
     """fully_shard every unit of `unit_roots`, the LM's with `lm_policy` (a MixedPrecisionPolicy);
     returns the number of units."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

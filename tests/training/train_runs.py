@@ -66,7 +66,8 @@ def run_train(args: list[str], cwd: Path, timeout: float = 300, **kwargs):
                               env=subprocess_env(), capture_output=True, text=True,
                               timeout=timeout, start_new_session=True, **kwargs)
     except subprocess.TimeoutExpired as err:     # show where the ranks were when it stopped
-        stderr = err.stderr.decode(errors="replace") if isinstance(err.stderr, bytes) else err.stderr
+        stderr = err.stderr
+        stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
         raise AssertionError(f"train.py did not finish in {timeout} s; its stderr ends:\n"
                              f"{(stderr or '')[-4000:]}") from None
 
