@@ -17,6 +17,23 @@ import caption_shards as shards  # noqa: E402
 from train_runs import run_train, two_rank_args  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_process_group_left():
+    """In-process runs with a distributed strategy (one rank) leave a process group and
+    MASTER_PORT & co. in os.environ, which later train.py subprocesses would inherit and
+    collide with: end the group and restore the environment after every test."""
+    import os
+
+    import torch.distributed as dist
+
+    environ = dict(os.environ)
+    yield
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(environ)
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(lm_dirs) -> str:
     return lm_dirs("llama")
