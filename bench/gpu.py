@@ -3,8 +3,9 @@
     python -m bench --gpu
 
 Decode tokens/s at batch 1 and 16 against the bandwidth bound (weight bytes / measured
-device-to-device copy bandwidth); training samples/s, MFU (4N FLOPs per LM token plus 3x the
-vision tower's forward FLOPs per image) and peak memory per batch size.
+device-to-device copy bandwidth); training samples/s, MFU (frozen.training.mfu, the accounting
+train.py logs: 4N FLOPs per LM token plus 3x the vision tower's forward FLOPs per image) and
+peak memory per batch size.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from .common import Row
 LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
                  bos_token_id=1, eos_token_id=2, pad_token_id=0)
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def build_model(folder: Path, vision: str | None):
@@ -71,15 +71,14 @@ def decode_rows(model, bandwidth: float, new_tokens: int = 128) -> list[Row]:
 
 def train_rows(model, batch_sizes=(8, 16, 32), caption_tokens: int = 32) -> list[Row]:
     from frozen import Target
+    from frozen.training.mfu import StepFlops, mfu, peak_bf16_flops
 
-    device_name = torch.cuda.get_device_name()
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device_name), 989e12)
-    n_lm = sum(p.numel() for p in model.lm.parameters())
+    peak = peak_bf16_flops("cuda") or float("nan")        # an unknown GPU: no MFU
+    step_flops = StepFlops.of(model)
     size = model.image_transform.size
     rows = []
     model.train()
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=3e-4, betas=(0.9, 0.95))
-    vision_flops = 2 * sum(p.numel() for p in model.vision.parameters()) * 197  # ViT-B/16 tokens
     for batch_size in batch_sizes:
         samples = [[torch.randint(0, 255, (3, size, size), dtype=torch.uint8),
                     Target(" ".join(["word"] * (caption_tokens - 1)))] for _ in range(batch_size)]
@@ -101,11 +100,11 @@ def train_rows(model, batch_sizes=(8, 16, 32), caption_tokens: int = 32) -> list
             break
         seconds = (time.perf_counter() - start) / 4
         tokens = batch.attention_mask.sum().item()
-        flops = 4 * n_lm * tokens + 3 * vision_flops * batch_size
-        mfu = flops / seconds / peak
+        utilisation = mfu(step_flops(tokens, batch_size), seconds, peak)
         gib = torch.cuda.max_memory_allocated() / 2**30
         rows.append(Row(f"7B train step, batch {batch_size} (samples/s; MFU)", batch_size / seconds,
-                        0.0, "", "MFU >= 45%", mfu, mfu >= 0.45, f"MFU {mfu:.1%}, peak {gib:.1f} GiB"))
+                        0.0, "", "MFU >= 45%", utilisation, utilisation >= 0.45,
+                        f"MFU {utilisation:.1%}, peak {gib:.1f} GiB"))
     return rows
 
 

@@ -4,7 +4,7 @@
     datamodule      CaptionData, the LightningDataModule over image-caption shards
     health          per-step NaN / bad-data decisions taken identically on every rank
     blocks          the LM's decoder blocks: activation checkpointing, compile
-    fsdp            FrozenFSDPStrategy: shards the frozen LM block by block
+    fsdp            FrozenFSDPStrategy: FSDP2 over the frozen LM's blocks (`frozen_fsdp`)
     checkpoint_io   AtomicCheckpointIO: checkpoint files never half-written
     callbacks       RunCheckpoint, ExportInference, Throughput
     export          inference folders from a run or from any checkpoint
@@ -19,6 +19,7 @@ from .callbacks import ExportInference, RunCheckpoint, Throughput
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import CaptionData
 from .export import export_checkpoint
+from .fsdp import FrozenFSDPStrategy
 from .module import FrozenTraining
 
 
@@ -34,5 +35,5 @@ def trainer_defaults() -> dict[str, Any]:
     }
 
 
-__all__ = ["AtomicCheckpointIO", "CaptionData", "ExportInference", "FrozenTraining",
-           "RunCheckpoint", "Throughput", "export_checkpoint", "trainer_defaults"]
+__all__ = ["AtomicCheckpointIO", "CaptionData", "ExportInference", "FrozenFSDPStrategy",
+           "FrozenTraining", "RunCheckpoint", "Throughput", "export_checkpoint", "trainer_defaults"]

@@ -66,12 +66,11 @@ class FrozenTraining(pl.LightningModule):
     # ----- model setup ---------------------------------------------------------------------
 
     def configure_model(self) -> None:
-        """Per-block checkpointing / compile, once (FSDP strategies checkpoint after wrapping)."""
+        """Per-block checkpointing / compile, once (sharding strategies shard after this)."""
         if self._configured:
             return
         self._configured = True
-        sharded = getattr(self.trainer.strategy, "wraps_blocks", False) if self._trainer else False
-        if self.activation_checkpointing and not sharded:
+        if self.activation_checkpointing:
             rank_zero_info(f"activation checkpointing on {checkpoint_blocks(self.model.lm)} LM blocks")
         if self.compile_modules:
             rank_zero_info(f"compiled {compile_blocks(self.model.lm, self.model.vision)} modules")

@@ -14,6 +14,24 @@ ROOT = HERE.parents[1]
 sys.path[:0] = [str(ROOT), str(HERE)]
 
 import caption_shards as shards  # noqa: E402
+from train_runs import run_train, two_rank_args  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_process_group_left():
+    """In-process runs with a distributed strategy (one rank) leave a process group and
+    MASTER_PORT & co. in os.environ, which later train.py subprocesses would inherit and
+    collide with: end the group and restore the environment after every test."""
+    import os
+
+    import torch.distributed as dist
+
+    environ = dict(os.environ)
+    yield
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +63,13 @@ def bad_shards(tmp_path_factory) -> tuple[str, dict[str, int]]:
     expected = {kind: 1 for kind in bad}
     expected.update(truncated_tar=1, unreadable_shard=1, good=10 + 10 + 7 + 20)
     return str(folder / "{00000..00003}.tar"), expected
+
+
+@pytest.fixture(scope="session")
+def ddp_run(tiny_lm, good_shards, tmp_path_factory):
+    """The two-process DDP run: (its folder, its probe folder, the finished process)."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    done = run_train(two_rank_args(tiny_lm, good_shards, tmp / "run", tmp / "probe",
+                                   "--trainer.strategy", "ddp"), cwd=tmp)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return tmp / "run", tmp / "probe", done

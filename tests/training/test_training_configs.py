@@ -1,5 +1,7 @@
-"""Every YAML in configs/ parses and builds its objects with fit mocked; the 7B configs build
-with the LM on the meta device from their real architecture configs (no weights)."""
+"""Every YAML in configs/ parses, builds its objects with fit mocked (the 7B configs with the LM
+on the meta device, from their real architecture configs), and FITS a few real steps: the 7B
+configs with their LM swapped for a tiny random one of the same family, everything else as
+shipped but devices (one CPU), batch and run sizes, and paths."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import torch
 from lightning.pytorch import Trainer
 from transformers import GPTJConfig, LlamaConfig, MistralConfig
 
@@ -84,16 +87,39 @@ def test_linear_toy_config_builds(tiny_lm, good_shards, tmp_path):
     assert cli.model.model.vision is not None
 
 
-def test_toy_config_trains(good_shards, tmp_path):
+# What a fit on one CPU overrides: devices, sizes, paths. Validation and a checkpoint (the
+# monitored one, val/ppl, for the 7B configs) happen at step 2, then the inference export.
+FIT_ON_CPU = ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.max_steps", "2",
+              "--trainer.val_check_interval", "2", "--checkpoint.every_n_train_steps", "2",
+              "--data.batch_size", "2", "--data.num_workers", "0", "--data.val_samples", "4",
+              "--data.epoch_samples", "400", "--trainer.logger", "false",
+              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+# The 7B configs on a CPU: their RN50 tower at 64 pixels instead of 224 (12x fewer FLOPs; the
+# same layers and weights, its attention pool over 2x2 instead of 7x7 positions), and float32
+# compute (bf16 convolution backward is about 5x slower than float32 on these CPUs; the
+# sharded strategy's bf16 path is fitted in test_training_fsdp with a tiny tower).
+CPU_SIZED = ["--model.frozen.image_size", "64", "--trainer.precision", "32-true"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_fits(path, lm_dirs, good_shards, tmp_path):
     from frozen.toy import SHAPES_LM_DIR
 
-    cli = run_cli(["fit", "--config", str(ROOT / "configs" / "toy.yaml"),
-                   *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path), "--trainer.max_steps", "3",
-                   "--data.batch_size", "4", "--trainer.enable_progress_bar", "false",
-                   "--trainer.logger", "false"])
-    assert cli.trainer.global_step == 3
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    assert (tmp_path / "inference" / "frozen_config.json").is_file()
+    if path.name in LARGE:
+        lm = lm_dirs(LARGE[path.name][0].model_type)     # a tiny random LM of the same family
+        extra = CPU_SIZED
+    else:
+        lm, extra = str(SHAPES_LM_DIR), []
+    cli = run_cli(["fit", "--config", str(path), *toy_overrides(lm, good_shards, tmp_path),
+                   *FIT_ON_CPU, *extra])
+    assert cli.trainer.global_step == 2
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    assert torch.isfinite(cli.trainer.callback_metrics["val/ppl"])
+    folder = tmp_path / "checkpoints"
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == 2
+    step2 = next(folder.glob("*step=2*.ckpt"))
+    assert (folder / "last.ckpt").stat().st_ino == step2.stat().st_ino      # a link, not a copy
+    assert (tmp_path / "inference" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("name", sorted(LARGE))
@@ -118,20 +144,23 @@ def test_large_config_builds_on_the_meta_device(name, tmp_path):
 
 
 def check_fsdp_units(frozen, lm_config) -> None:
-    """What FSDP's auto-wrap would make of the model: every unit (and the root) holds only
-    frozen or only trainable parameters; each decoder block is a unit of its own."""
-    is_root = unit_roots(frozen)
-    units = [m for m in frozen.modules() if is_root(m)]
+    """The units the sharded strategy makes: every unit (and the root) holds only frozen or only
+    trainable parameters; each decoder block is a unit of its own; the input embeddings stay
+    outside every unit (replicated)."""
+    units = unit_roots(frozen)
     layers = getattr(lm_config, "num_hidden_layers", None) or lm_config.n_layer
-    assert len(units) == layers + 3                 # blocks, the rest of the LM, tower, head
+    assert len(units) == layers + 4         # blocks, the rest of the LM, tower, head, root
+    assert units[-1] is frozen
+    embedding = set(frozen.lm.get_input_embeddings().parameters())
+    inner = {id(u) for u in units}
 
     def own(module):
-        nested = {id(m) for u in module.modules() if u is not module and is_root(u)
+        nested = {id(m) for u in module.modules() if u is not module and id(u) in inner
                   for m in u.modules()}
         return [p for m in module.modules() if id(m) not in nested
-                for p in m.parameters(recurse=False)]
+                for p in m.parameters(recurse=False) if p not in embedding]
 
-    for unit in units + [frozen]:
+    for unit in units:
         flags = {p.requires_grad for p in own(unit)}
         assert len(flags) <= 1, type(unit).__name__
     assert not own(frozen)

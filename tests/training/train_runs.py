@@ -11,6 +11,12 @@ HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 TINY_VISION = '{"layers": [1, 1, 1, 1], "width": 8, "image_size": 32}'
 
+# The two-process runs (DDP, and the sharded strategy compared with it): 6 steps over an exact
+# split of the shards, gradients clipped hard, rank 1's loss NaN at the third step.
+TWO_RANKS = ("--trainer.devices", "2", "--data.num_workers", "1", "--data.resampled", "false",
+             "--data.shuffle_buffer", "0", "--data.epoch_samples", "96",
+             "--trainer.gradient_clip_val", "0.05")
+
 
 def fit_args(lm: str, train_shards: str, root: Path, steps: int, *extra: str) -> list[str]:
     """train.py arguments for a tiny CPU run."""
@@ -38,11 +44,32 @@ def run_cli(args: list[str]):
         return train.main(args)
 
 
+def two_rank_args(tiny_lm: str, shards_: str, root: Path, probe: Path, *extra: str,
+                  **probe_options) -> list[str]:
+    return fit_args(tiny_lm, shards_, root, 6, *TWO_RANKS,
+                    *probe_args(probe, nan_at_step=2, nan_rank=1, **probe_options), *extra)
+
+
 def probe_args(out: Path, **options) -> list[str]:
     args = ["--trainer.callbacks+=run_probe.Probe", "--trainer.callbacks.out", str(out)]
     for key, value in options.items():
         args += [f"--trainer.callbacks.{key}", str(value)]
     return args
+
+
+def run_train(args: list[str], cwd: Path, timeout: float = 300, **kwargs):
+    """train.py in a subprocess (its own process group); on a timeout the error shows its stderr."""
+    import subprocess
+
+    try:
+        return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd,
+                              env=subprocess_env(), capture_output=True, text=True,
+                              timeout=timeout, start_new_session=True, **kwargs)
+    except subprocess.TimeoutExpired as err:     # show where the ranks were when it stopped
+        stderr = err.stderr
+        stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        raise AssertionError(f"train.py did not finish in {timeout} s; its stderr ends:\n"
+                             f"{(stderr or '')[-4000:]}") from None
 
 
 def subprocess_env() -> dict[str, str]:
