@@ -17,6 +17,7 @@ from transformers import GPTJConfig, LlamaConfig, MistralConfig
 from frozen.testing import make_tiny_tokenizer
 from frozen.training.blocks import decoder_block_types
 from frozen.training.fsdp import FrozenFSDPStrategy, unit_roots
+from document_shards import write_good_documents
 from train_runs import ROOT, run_cli
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -110,6 +111,9 @@ def test_config_fits(path, lm_dirs, good_shards, tmp_path):
         extra = CPU_SIZED
     else:
         lm, extra = str(SHAPES_LM_DIR), []
+    if "documents:" in path.read_text():      # pairs mixed with interleaved documents
+        extra = [*extra, "--data.documents.shards", write_good_documents(tmp_path / "docs", 1, 8),
+                 "--data.documents.batch_size", "2"]
     cli = run_cli(["fit", "--config", str(path), *toy_overrides(lm, good_shards, tmp_path),
                    *FIT_ON_CPU, *extra])
     assert cli.trainer.global_step == 2
