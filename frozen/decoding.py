@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import time
 from typing import Callable, Iterator, Sequence
 
 import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+log = logging.getLogger("frozen")
 
 CHECK_EVERY = 8          # tokens between host checks (all rows done? stop string?)
 MIN_CACHE_LENGTH = 64    # cache lengths are powers of two from here: few distinct compiles
@@ -142,16 +145,29 @@ class Decoder:
                     torch.compiler.cudagraph_mark_step_begin()
                 return compiled(cache, sampler, *args).clone()
 
-            self._steps[key] = self._timed_first_call(key, step, cuda)
+            eager = self._compiled_step(key, cache, sampler, compile=False)
+            self._steps[key] = self._timed_first_call(key, step, eager, cuda)
         return self._steps[key]
 
-    def _timed_first_call(self, key: tuple, step: Callable, cuda: bool) -> Callable:
-        """Wrap `step` so its first call (the compile) is timed into compile_seconds[key]."""
+    def _timed_first_call(self, key: tuple, step: Callable, eager: Callable, cuda: bool) -> Callable:
+        """Wrap `step` so its first call (the compile) is timed into compile_seconds[key]; if
+        the compile fails, warn once and keep the eager step for this key."""
+        failed: list[bool] = []
+
         def first(*args):
+            if failed:
+                return eager(*args)
             if key in self.compile_seconds:
                 return step(*args)
             start = time.perf_counter()
-            out = step(*args)
+            try:
+                out = step(*args)
+            except Exception as err:     # e.g. no C++ compiler for inductor on this machine
+                log.warning("frozen: compiling the decode step failed (%s: %s); decoding "
+                            "uncompiled", type(err).__name__, str(err).splitlines()[0][:200])
+                self._steps[key] = eager
+                failed.append(True)
+                return eager(*args)
             if cuda:
                 torch.cuda.synchronize()
             self.compile_seconds[key] = time.perf_counter() - start

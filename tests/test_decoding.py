@@ -173,3 +173,16 @@ def test_compiled_step_equals_eager_and_compiles_once_per_shape(tiny_model):
     assert (model.generate(other, max_new_tokens=10, static_cache=True, compile=True)
             == model.generate(other, max_new_tokens=10))
     assert len(model.decoder.compile_seconds) == 1 and len(model.decoder._steps) == 1
+
+
+def test_a_failed_compile_falls_back_to_the_eager_step(tiny_model, caplog):
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    model = tiny_model().eval()
+    model.decoder.backend = broken_backend
+    expected = model.generate(TEXT, max_new_tokens=10)
+    with caplog.at_level("WARNING", logger="frozen"):
+        assert model.generate(TEXT, max_new_tokens=10, static_cache=True, compile=True) == expected
+    assert "compiling the decode step failed" in caplog.text
+    assert model.decoder.compile_seconds == {}
