@@ -248,7 +248,8 @@ class NoiseSource:
         if not self.active:
             return None
         u = torch.rand(self.shape, generator=self.generator, device=self.device)
-        return -torch.log1p(-u)                                                # (B, V)
+        # Never exactly 0: a zero would turn a filtered-out token's 0 / 0 into NaN, which wins.
+        return (-torch.log1p(-u)).clamp_(min=torch.finfo(u.dtype).tiny)       # (B, V)
 
 
 def cache_device(lm) -> torch.device:

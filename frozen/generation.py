@@ -148,7 +148,8 @@ def fast_request(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: tor
     return DecodeRequest(inputs_embeds.repeat_interleave(k, 0), attention_mask.repeat_interleave(k, 0),
                          options.max_new_tokens, options.sampler(),
                          min(options.min_new_tokens, options.max_new_tokens),
-                         [tokenizer.eos_token_id], tokenizer.pad_token_id, options.seed,
+                         [i for i in [tokenizer.eos_token_id] if i is not None],
+                         tokenizer.pad_token_id, options.seed,
                          stop_seen if stop else None, compile)
 
 
