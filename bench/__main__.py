@@ -18,19 +18,27 @@ import torch
 from . import common
 
 
+CPU_SETS = ("generation", "eval", "train", "data")
+
+
 def cpu_rows(args, tmp: Path) -> list[common.Row]:
     from frozen import FrozenConfig, FrozenModel
 
     from . import data_pipeline, eval_batching, generation, train_step
 
     lm_dir = common.bench_lm_dir(tmp)
+    wanted = set(args.only or CPU_SETS)
     rows: list[common.Row] = []
     text_model = FrozenModel(FrozenConfig(lm=lm_dir, vision=None))
-    rows += generation.run(text_model, args.repeats)
-    image_model = FrozenModel(train_step.toy_frozen_config(lm_dir)).eval()
-    rows += eval_batching.run(image_model, max(2, args.repeats // 2))
-    rows += train_step.run(lm_dir, args.repeats)
-    rows += data_pipeline.run(tmp, args.repeats, text_model)
+    if "generation" in wanted:
+        rows += generation.run(text_model, args.repeats)
+    if "eval" in wanted:
+        image_model = FrozenModel(train_step.toy_frozen_config(lm_dir)).eval()
+        rows += eval_batching.run(image_model, max(2, args.repeats // 2))
+    if "train" in wanted:
+        rows += train_step.run(lm_dir, args.repeats)
+    if "data" in wanted:
+        rows += data_pipeline.run(tmp, args.repeats, text_model)
     return rows
 
 
@@ -38,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per figure (median)")
     parser.add_argument("--gpu", action="store_true", help="run the GPU set (needs CUDA)")
+    parser.add_argument("--only", nargs="+", choices=CPU_SETS, default=None,
+                        help="run only these parts of the CPU set (default: all)")
     parser.add_argument("--dry-run", action="store_true",
                         help="with --gpu: run the GPU set's code on the CPU with a tiny model "
                              "(checks the logic; the figures mean nothing)")

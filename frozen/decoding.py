@@ -137,8 +137,9 @@ class Decoder:
         if key not in self._steps:
             cuda = cache_device(self.lm).type == "cuda"
             # cudagraphs ("reduce-overhead") on CUDA; static shapes, so one graph per key.
+            graphs = cuda and self.backend == "inductor"
             compiled = torch.compile(self._step, fullgraph=True, dynamic=False, backend=self.backend,
-                                     mode="reduce-overhead" if cuda and self.backend == "inductor" else None)
+                                     mode="reduce-overhead" if graphs else None)
 
             def step(*args):
                 if cuda:       # the previous step's outputs were cloned: the graph may reuse them
@@ -149,7 +150,8 @@ class Decoder:
             self._steps[key] = self._timed_first_call(key, step, eager, cuda)
         return self._steps[key]
 
-    def _timed_first_call(self, key: tuple, step: Callable, eager: Callable, cuda: bool) -> Callable:
+    def _timed_first_call(self, key: tuple, step: Callable, eager: Callable,
+                          cuda: bool) -> Callable:
         """Wrap `step` so its first call (the compile) is timed into compile_seconds[key]; if
         the compile fails, warn once and keep the eager step for this key."""
         failed: list[bool] = []
@@ -186,7 +188,9 @@ class Decoder:
     # ----- the loop -----------------------------------------------------------------------
 
     def _prefill(self, req: DecodeRequest):
-        """Run the prompt into a fresh cache: (cache, mask (B, L), positions (B, 1), logits (B, V))."""
+        """Run the prompt into a fresh cache.
+
+        Returns (cache, mask (B, L), next positions (B, 1), last logits (B, V))."""
         batch, prompt_len, _ = req.embeds.shape
         length = cache_length(prompt_len + req.max_new_tokens, self.window)
         cache = self._cache(batch, length)
@@ -210,7 +214,8 @@ class Decoder:
         bias = hold_eos if req.min_new_tokens > 0 else no_bias
         token = req.sampler(logits + bias, noise())                            # (B,)
         done = done | torch.isin(token, eos)
-        step = self._compiled_step((batch, mask.shape[1], req.sampler), cache, req.sampler, req.compile)
+        key = (batch, mask.shape[1], req.sampler)
+        step = self._compiled_step(key, cache, req.sampler, req.compile)
         chunk, history = [token], []
         for t in range(1, req.max_new_tokens):
             if len(chunk) == req.check_every:
