@@ -15,14 +15,11 @@ a shared prefix once (KV prefix reuse) has nothing to reuse.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import torch
 from PIL import Image
 
-from .common import Row
+from .common import Row, alternated
 
 SHOTS, QUERIES, NEW_TOKENS = 8, 256, 12
 
@@ -77,24 +74,6 @@ def run_prompts(model, repeats: int, batch_size: int, prompts: list[list], label
                QUERIES / wall["single"], "", ">= 8x faster", speedup, speedup >= 8,
                f"speed-up {speedup:.1f}x (CPU time {cpu['single'] / cpu['batched']:.1f}x); images "
                f"{wall['images'] / wall['batched']:.0%} of batched time; {agree:.0%} captions identical")
-
-
-def alternated(runs: dict, repeats: int, fewer: dict[str, int]) -> tuple[dict, dict]:
-    """Median wall and CPU seconds of each run, the runs taking turns (A B C A B C ...) so that
-    the load of a shared machine falls on all alike; `fewer` caps the repeats of slow runs.
-    CPU time (this process's) is less disturbed by other processes than wall time."""
-    wall: dict[str, list[float]] = {k: [] for k in runs}
-    cpu: dict[str, list[float]] = {k: [] for k in runs}
-    for r in range(repeats):
-        for name, fn in runs.items():
-            if r >= fewer.get(name, repeats):
-                continue
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return ({k: statistics.median(v) for k, v in wall.items()},
-            {k: statistics.median(v) for k, v in cpu.items()})
 
 
 def encode_batches(model, prompts: list[list], batch_size: int) -> None:
