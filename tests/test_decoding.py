@@ -186,3 +186,16 @@ def test_a_failed_compile_falls_back_to_the_eager_step(tiny_model, caplog):
         assert model.generate(TEXT, max_new_tokens=10, static_cache=True, compile=True) == expected
     assert "compiling the decode step failed" in caplog.text
     assert model.decoder.compile_seconds == {}
+
+
+def test_shapes_past_the_recompile_limit_run_uncompiled(tiny_model, caplog, monkeypatch):
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    torch._dynamo.reset()                       # earlier tests' compiles count towards the limit
+    model = tiny_model().eval()
+    model.decoder.backend = "eager"
+    with caplog.at_level("WARNING", logger="frozen"):
+        for prompts in (TEXT[:2], TEXT):        # two batch sizes: two shapes
+            assert (model.generate(prompts, max_new_tokens=9, static_cache=True, compile=True)
+                    == model.generate(prompts, max_new_tokens=9))
+    assert len(model.decoder.compile_seconds) == 1
+    assert "compiling the decode step failed" in caplog.text
