@@ -49,6 +49,24 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> d
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def alternated(runs: dict, repeats: int, fewer: dict[str, int] | None = None) -> tuple[dict, dict]:
+    """Median wall and CPU seconds of each run, the runs taking turns (A B C A B C ...) so that
+    the load of a shared machine falls on all alike; `fewer` caps the repeats of slow runs.
+    CPU time (this process's) is less disturbed by other processes than wall time."""
+    wall: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(repeats):
+        for name, fn in runs.items():
+            if r >= (fewer or {}).get(name, repeats):
+                continue
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return ({k: statistics.median(v) for k, v in wall.items()},
+            {k: statistics.median(v) for k, v in cpu.items()})
+
+
 def bench_lm_dir(tmp: Path) -> str:
     """The shapes-world LM when it is present, else a tiny random Llama."""
     if (SHAPES_LM / "config.json").is_file():

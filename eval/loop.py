@@ -3,7 +3,9 @@
 For each shot count and each trial seed the task builds its queries (complete prompts); the
 queries not yet in the log are generated in batches (many prompts per `model.generate` call;
 the model left-pads them), read, logged, and the trial is scored. Images are loaded (and made
-black for the blind baseline) by a background thread one batch ahead of generation.
+black for the blind baseline) by a background thread one batch ahead of generation. On a CUDA
+device generation takes the fast decode path (`static_cache=True`: a compiled one-token step,
+compiled once per batch size and cache-length bucket); its greedy output is the default's.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def evaluate(model, task: Task, log: PredictionLog, selector: Selector | None,
     settings = task.settings
     stop = task.stop_strings() or None
     decoding = settings.decoding.kwargs()
+    if getattr(getattr(model, "device", None), "type", None) == "cuda":
+        decoding["static_cache"] = True     # the fast decode path; same greedy output
     transform = getattr(model, "image_transform", None)
     result = TaskResult(task)
     with ThreadPoolExecutor(max_workers=1) as loader:

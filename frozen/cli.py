@@ -36,14 +36,19 @@ def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64
     parser.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--static-cache", action="store_true",
-                        help="fixed-size KV cache (compiled decode step on a GPU)")
+                        help="the fast decode loop: a fixed-size KV cache and, on a GPU, a "
+                             "compiled one-token step; the first call for each batch size and "
+                             "cache-length bucket pays the compile (tens of seconds for a 7B "
+                             "model), later calls in the process reuse it")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="with --static-cache: run the step uncompiled (no first-call cost)")
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
                 num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed,
-                static_cache=args.static_cache)
+                static_cache=args.static_cache, compile=False if args.no_compile else None)
 
 
 def load_model(args: argparse.Namespace):

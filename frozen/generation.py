@@ -1,9 +1,15 @@
-"""Generation: sampling options -> transformers' decode loop over spliced input embeddings.
+"""Generation: sampling options -> a decode loop over spliced input embeddings -> text.
 
-transformers' `generate(inputs_embeds=...)` already gives the KV cache, greedy / sampling /
-beam search, top-k / top-p, per-row EOS, stop strings and streaming, and computes positions
-from the attention mask exactly as it does for token ids, which is what keeps text-only output
-identical to the bare LM. This file only maps our options onto it and cleans up the text.
+Two loops, the same greedy tokens:
+- transformers' `generate(inputs_embeds=...)` (the default): KV cache, greedy / sampling /
+  beam search, top-k / top-p, per-row EOS, stop strings and streaming, with positions computed
+  from the attention mask exactly as for token ids, which keeps text-only output identical to
+  the bare LM;
+- `static_cache=True`: the fast path of `frozen.decoding` (static KV cache, a one-token step
+  compiled on CUDA, no per-token host sync), for what it covers (everything but beam search,
+  on LMs that take a StaticCache); the rest falls back to transformers' loop with its own
+  static cache.
+This file maps our options onto them and cleans up the text.
 """
 
 from __future__ import annotations
@@ -12,18 +18,21 @@ import contextlib
 import dataclasses
 import threading
 import warnings
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
+
+from .decoding import DecodeRequest, Decoder, Sampler, cache_device, supports_static_decoding
 
 
 @dataclasses.dataclass
 class SamplingOptions:
     """How to decode. temperature 0 (or do_sample=False) is greedy.
 
-    static_cache: a fixed-size KV cache allocated once for the whole decode; on a GPU
-    transformers then compiles the one-token decode step with torch.compile (the first call
-    pays the compile). Output equals the default dynamic cache's.
+    static_cache: decode with our own loop over a fixed-size KV cache (frozen.decoding);
+    greedy output equals the default loop's.
+    compile: compile that loop's one-token step with torch.compile (default: when the LM is on
+    a CUDA device). The first call for each (batch size, cache length) pays the compile.
     """
 
     max_new_tokens: int = 32
@@ -37,6 +46,7 @@ class SamplingOptions:
     stop: Sequence[str] | None = None
     seed: int | None = None
     static_cache: bool = False
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -82,6 +92,15 @@ class SamplingOptions:
             kwargs["cache_implementation"] = "static"
         return kwargs
 
+    def sampler(self) -> Sampler:
+        if not self.sampling:
+            return Sampler()
+        return Sampler(self.temperature, self.top_k or 0, self.top_p or 1.0)
+
+    def fast_path(self, lm) -> bool:
+        """Whether the static-cache loop of frozen.decoding serves these options on `lm`."""
+        return self.static_cache and self.num_beams == 1 and supports_static_decoding(lm)
+
 
 @contextlib.contextmanager
 def seeded(seed: int | None, device: torch.device):
@@ -114,13 +133,89 @@ def run_generate(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: tor
                                streamer=streamer, **options.generate_kwargs(tokenizer))
 
 
+def fast_request(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                 options: SamplingOptions) -> DecodeRequest:
+    """The frozen.decoding request for a left-padded batch (B, T, D); rows are repeated
+    num_return_sequences times, as transformers does."""
+    k = options.num_return_sequences
+    stop = list(options.stop or ())
+
+    def stop_seen(new_ids: torch.Tensor) -> list[bool]:
+        texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+        return [any(s in text for s in stop) for text in texts]
+
+    compile = options.compile if options.compile is not None else cache_device(lm).type == "cuda"
+    return DecodeRequest(inputs_embeds.repeat_interleave(k, 0), attention_mask.repeat_interleave(k, 0),
+                         options.max_new_tokens, options.sampler(),
+                         min(options.min_new_tokens, options.max_new_tokens),
+                         [i for i in [tokenizer.eos_token_id] if i is not None],
+                         tokenizer.pad_token_id, options.seed,
+                         stop_seen if stop else None, compile)
+
+
+def generate_ids(decoder: Decoder, tokenizer, inputs_embeds: torch.Tensor,
+                 attention_mask: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
+    """New token ids (B * num_return_sequences, T_new) from whichever loop serves `options`."""
+    lm = decoder.lm
+    if not options.fast_path(lm):
+        return run_generate(lm, tokenizer, inputs_embeds, attention_mask, options)
+    request = fast_request(lm, tokenizer, inputs_embeds, attention_mask, options)
+    return torch.cat(list(decoder.decode(request)), 1)
+
+
 def decode(tokenizer, new_ids: torch.Tensor, stop: Sequence[str] | None) -> list[str]:
     texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
     return [cut_at_stop(t, stop) for t in texts]
 
 
-def stream_text(lm, tokenizer, inputs_embeds, attention_mask, options: SamplingOptions) -> Iterator[str]:
+def stream_text(decoder: Decoder, tokenizer, inputs_embeds, attention_mask,
+                options: SamplingOptions) -> Iterator[str]:
     """Yield text pieces as they are generated, stopping before any stop string."""
+    if options.fast_path(decoder.lm):
+        request = fast_request(decoder.lm, tokenizer, inputs_embeds, attention_mask, options)
+        yield from hold_at_stop(_fast_pieces(decoder, tokenizer, request), options.stop)
+    else:
+        yield from _transformers_stream(decoder.lm, tokenizer, inputs_embeds, attention_mask, options)
+
+
+def _fast_pieces(decoder: Decoder, tokenizer, request: DecodeRequest) -> Iterator[str]:
+    """Text pieces of one row from frozen.decoding's chunks of new tokens."""
+    ids: list[int] = []
+    shown = ""
+    for chunk in decoder.decode(request):
+        ids += chunk[0].tolist()
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        text = text.rstrip("\ufffd")           # a character still being spelled out in bytes
+        if text.startswith(shown) and len(text) > len(shown):
+            yield text[len(shown):]
+            shown = text
+    tail = tokenizer.decode(ids, skip_special_tokens=True)
+    if tail.startswith(shown) and len(tail) > len(shown):
+        yield tail[len(shown):]
+
+
+def hold_at_stop(pieces: Iterable[str], stop: Sequence[str] | None) -> Iterator[str]:
+    """Pass pieces through, holding back what could be the start of a stop string and ending
+    before the first one. Stops consuming `pieces` at the stop string."""
+    hold = max((len(s) for s in stop or ()), default=1) - 1
+    pending = ""
+    for piece in pieces:
+        pending += piece
+        cut = cut_at_stop(pending, stop)
+        if cut != pending:            # a stop string appeared: emit what precedes it and finish
+            pending = cut
+            break
+        ready = len(pending) - hold
+        if ready > 0:
+            yield pending[:ready]
+            pending = pending[ready:]
+    if pending:
+        yield pending
+
+
+def _transformers_stream(lm, tokenizer, inputs_embeds, attention_mask,
+                         options: SamplingOptions) -> Iterator[str]:
+    """transformers' generate in a worker thread, read through its TextIteratorStreamer."""
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -135,22 +230,15 @@ def stream_text(lm, tokenizer, inputs_embeds, attention_mask, options: SamplingO
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    hold = max((len(s) for s in options.stop or ()), default=1) - 1
-    pending, stopped = "", False
-    for piece in streamer:
-        pending += piece
-        cut = cut_at_stop(pending, options.stop)
-        if cut != pending:            # a stop string appeared: emit what precedes it and finish
-            pending, stopped = cut, True
-            break
-        ready = len(pending) - hold
-        if ready > 0:
-            yield pending[:ready]
-            pending = pending[ready:]
-    if pending:
-        yield pending
-    if stopped:
-        for _ in streamer:            # drain, so the worker's remaining tokens do not block it
+    ended: list[bool] = []
+
+    def pieces() -> Iterator[str]:
+        yield from streamer
+        ended.append(True)
+
+    yield from hold_at_stop(pieces(), options.stop)
+    if not ended:                     # stopped at a stop string: drain, so the worker ends
+        for _ in streamer:
             pass
     thread.join()
     if errors:

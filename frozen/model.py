@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FrozenConfig
-from .generation import SamplingOptions, decode, run_generate, stream_text
+from .decoding import Decoder
+from .generation import SamplingOptions, decode, generate_ids, stream_text
 from .images import ImageTransform, load_image
 from .lm import context_length, embedding_rms, fingerprint, freeze, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
@@ -55,6 +56,7 @@ class FrozenModel(nn.Module):
         self.lm_dim = self.lm.get_input_embeddings().embedding_dim
         self._prefix_ids = special_prefix(self.tokenizer)
         self._accepts_positions = "position_ids" in inspect.signature(self.lm.forward).parameters
+        self.decoder = Decoder(self.lm, self.context_length)   # static caches, compiled steps
         self.vision: nn.Module | None = None
         self.prefix_head: nn.Module | None = None
         self.image_transform: ImageTransform | None = None
@@ -281,8 +283,8 @@ class FrozenModel(nn.Module):
                  stop: Sequence[str] | str | None = None, num_return_sequences: int = 1,
                  seed: int | None = None, images: Sequence[Any] | None = None,
                  return_full_text: bool = False, truncation: str = "error",
-                 batch_size: int | None = None,
-                 static_cache: bool = False) -> str | list[str] | list[list[str]]:
+                 batch_size: int | None = None, static_cache: bool = False,
+                 compile: bool | None = None) -> str | list[str] | list[list[str]]:
         """Continue each prompt. Greedy unless temperature > 0 or do_sample=True.
 
         prompts: a str (returns a str), or a list whose elements are each a str or a list of
@@ -295,8 +297,10 @@ class FrozenModel(nn.Module):
         truncation: a prompt longer than the context window raises ("error") or keeps only
             its end ("left"). A continuation stops where the window ends.
         batch_size: prompts per forward pass (default: all at once).
-        static_cache: decode with a fixed-size KV cache (compiled decode step on a GPU); same
-            output as the default cache.
+        static_cache: decode with frozen.decoding's loop over a fixed-size KV cache (beam
+            search falls back to transformers' loop); same greedy output as the default.
+        compile: compile that loop's one-token step (default: on a CUDA device). The first
+            call for each (batch size, cache length) pays the compile, once per process.
         """
         single = isinstance(prompts, str) or (isinstance(prompts, list) and images is not None)
         prompt_list = [prompts] if single else list(prompts)
@@ -308,7 +312,8 @@ class FrozenModel(nn.Module):
                                   temperature=temperature,
                                   top_p=top_p, top_k=top_k, do_sample=do_sample,
                                   num_beams=num_beams, num_return_sequences=num_return_sequences,
-                                  stop=stop, seed=seed, static_cache=static_cache)
+                                  stop=stop, seed=seed, static_cache=static_cache,
+                                  compile=compile)
         step = batch_size or len(prompt_list)
         results: list[Any] = []
         k = num_return_sequences
@@ -320,7 +325,7 @@ class FrozenModel(nn.Module):
                 for indices, budget in self._decode_groups(rows, max_new_tokens):
                     batch = self._batch([rows[i] for i in indices])
                     options.max_new_tokens = budget
-                    new_ids = run_generate(self.lm, self.tokenizer, self.embed(batch),
+                    new_ids = generate_ids(self.decoder, self.tokenizer, self.embed(batch),
                                            batch.attention_mask, options)
                     texts_out = decode(self.tokenizer, new_ids, options.stop)
                     for j, i in enumerate(indices):
@@ -347,7 +352,7 @@ class FrozenModel(nn.Module):
             (_, options.max_new_tokens), = self._decode_groups(rows, options.max_new_tokens)
             batch = self._batch(rows)
             embeds = self.embed(batch)
-        yield from stream_text(self.lm, self.tokenizer, embeds, batch.attention_mask, options)
+        yield from stream_text(self.decoder, self.tokenizer, embeds, batch.attention_mask, options)
 
     def image_features(self, images: Sequence[Any]) -> torch.Tensor:
         """Pooled tower features (N, F) for images or paths, e.g. for retrieval (RICES)."""

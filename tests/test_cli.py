@@ -79,3 +79,12 @@ def test_console_script_runs(lm_dirs):
                              lm_dirs("gpt2"), "--max-new-tokens", "2", "hi"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("hi")
+
+
+def test_generate_on_the_fast_path_matches_the_default(lm_dirs, capsys):
+    lm = lm_dirs("gpt2")
+    args = ["generate", "--lm", lm, "--max-new-tokens", "6", "--json", "def fib(n):"]
+    assert main(args) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert main(args + ["--static-cache", "--no-compile"]) == 0
+    assert json.loads(capsys.readouterr().out) == default
