@@ -33,6 +33,7 @@ def load_model(path: str, device: str, lm: str | None = None, dtype: str | None 
     import torch
 
     from frozen import FrozenModel
+    from frozen.threads import set_cpu_threads
 
     folder = Path(path)
     if not folder.is_dir():
@@ -41,6 +42,8 @@ def load_model(path: str, device: str, lm: str | None = None, dtype: str | None 
         raise EvalError(f"{path!r} is not a Frozen model folder: it has no frozen_config.json")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        set_cpu_threads()                   # stays fast beside other busy processes
     try:
         model = FrozenModel.from_pretrained(str(folder), lm=lm, **({"dtype": dtype} if dtype else {}))
         return model.to(device).eval()

@@ -49,8 +49,11 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 def load_model(args: argparse.Namespace):
     from .config import FrozenConfig
     from .model import FrozenModel
+    from .threads import set_cpu_threads
 
     overrides = {"dtype": args.dtype} if args.dtype else {}
+    if args.device == "cpu":
+        set_cpu_threads()
     if args.model:
         model = FrozenModel.from_pretrained(args.model, lm=args.lm_path, **overrides)
     else:

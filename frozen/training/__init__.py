@@ -6,7 +6,7 @@
     blocks          the LM's decoder blocks: activation checkpointing, compile
     fsdp            FrozenFSDPStrategy: shards the frozen LM block by block
     checkpoint_io   AtomicCheckpointIO: checkpoint files never half-written
-    callbacks       RunCheckpoint, ExportInference, Throughput
+    callbacks       RunCheckpoint, ExportInference, Throughput, CpuThreads
     export          inference folders from a run or from any checkpoint
     schedule        warmup + cosine learning-rate factor
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .callbacks import ExportInference, RunCheckpoint, Throughput
+from .callbacks import CpuThreads, ExportInference, RunCheckpoint, Throughput
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import CaptionData
 from .export import export_checkpoint
@@ -27,12 +27,12 @@ def trainer_defaults() -> dict[str, Any]:
     here are always added; RunCheckpoint and ExportInference are configured in their own
     `checkpoint:` and `export:` sections)."""
     return {
-        "callbacks": [Throughput()],
+        "callbacks": [Throughput(), CpuThreads()],
         "plugins": [{"class_path": "frozen.training.AtomicCheckpointIO"}],
         "gradient_clip_val": 1.0,
         "max_steps": 10_000,
     }
 
 
-__all__ = ["AtomicCheckpointIO", "CaptionData", "ExportInference", "FrozenTraining",
+__all__ = ["AtomicCheckpointIO", "CaptionData", "CpuThreads", "ExportInference", "FrozenTraining",
            "RunCheckpoint", "Throughput", "export_checkpoint", "trainer_defaults"]

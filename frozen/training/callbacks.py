@@ -4,6 +4,7 @@
     ExportInference   writes a FrozenModel.from_pretrained folder at the end of fit (and every
                       N steps when asked; any checkpoint converts with frozen.training.export)
     Throughput        image-caption pairs per second, on the progress bar
+    CpuThreads        torch threads that fit the cores beside the data workers (CPU runs)
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+
+from frozen.threads import set_cpu_threads
 
 from .export import save_inference_folder
 
@@ -112,3 +115,18 @@ class Throughput(Callback):
             pl_module.log("train/pairs_per_s", self._rate, prog_bar=True,
                           batch_size=batch.prompts.input_ids.shape[0])
         self._last = now
+
+
+class CpuThreads(Callback):
+    """On CPU, run as many torch threads as the cores left by this run's other processes and
+    data workers allow (frozen.threads): oversubscribed cores slow every step many times over
+    once another process is busy. An OMP_NUM_THREADS given by the user wins."""
+
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if trainer.strategy.root_device.type != "cpu":
+            return
+        hparams = getattr(trainer.datamodule, "hparams", None) or {}
+        workers = int(hparams.get("num_workers", 0) or 0)
+        threads = set_cpu_threads(data_workers=workers, processes=trainer.num_devices)
+        rank_zero_info(f"CPU threads: {threads} per process ({trainer.num_devices} process(es), "
+                       f"{workers} data worker(s) each)")
