@@ -25,7 +25,7 @@ from torch import nn
 from .config import FrozenConfig
 from .generation import SamplingOptions, decode, run_generate, stream_text
 from .images import ImageTransform, load_image
-from .lm import context_length, embedding_rms, fingerprint, freeze, load_lm
+from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
                       prompt_text, special_prefix, tokenize_prompt, truncate)
 from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
@@ -374,8 +374,9 @@ class FrozenModel(nn.Module):
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"config": self.config.to_dict(), "lm_fingerprint": self.lm_fingerprint(),
-                "format_version": 1}
+        config = self.config.to_dict()
+        config["lm"] = absolute_lm_source(config["lm"])    # the folder loads from anywhere
+        meta = {"config": config, "lm_fingerprint": self.lm_fingerprint(), "format_version": 1}
         state = state_dict if state_dict is not None else self.trainable_state_dict()
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         tmp = folder / (WEIGHTS_FILE + ".tmp")
@@ -403,7 +404,15 @@ class FrozenModel(nn.Module):
         if lm is not None:
             fields["lm"] = lm
         fields.update(overrides)
-        model = cls(FrozenConfig.from_dict(fields))
+        try:
+            model = cls(FrozenConfig.from_dict(fields))
+        except FileNotFoundError as err:
+            if lm is not None:
+                raise
+            raise FileNotFoundError(
+                f"{err}. {str(folder)!r} was trained against the LM recorded in its "
+                f"{CONFIG_FILE}; point at a copy of it with FrozenModel.from_pretrained(folder, "
+                "lm=PATH), `frozen ... --lm-path PATH` or `python -m eval ... --lm PATH`") from None
         saved, found = meta.get("lm_fingerprint"), model.lm_fingerprint()
         if saved and saved != found:
             raise ValueError(f"LM mismatch: {str(folder)!r} was trained against an LM with "
