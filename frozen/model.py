@@ -234,8 +234,8 @@ class FrozenModel(nn.Module):
             if window and len(row.ids) >= window:
                 if truncation != "left":
                     raise PromptError(f"prompt is {len(row.ids)} tokens, longer than the LM's "
-                                      f"context window of {window} (pass truncation='left' to "
-                                      "keep only its end)")
+                                      f"context window of {window} (pass truncation='left', "
+                                      "or --truncation left, to keep only its end)")
                 room = max(window - max_new_tokens, 1)
                 row = truncate(row, room, "end", self.config.num_prefix_tokens, len(self._prefix_ids))
             rows.append(row)
