@@ -6,6 +6,8 @@
     blocks          the LM's decoder blocks: activation checkpointing, compile
     fsdp            FrozenFSDPStrategy: shards the frozen LM block by block
     checkpoint_io   AtomicCheckpointIO: checkpoint files never half-written
+    interrupt       InterruptCheckpoint: Ctrl-C / SIGTERM save last.ckpt before the run ends
+    cli             train.py's LightningCLI, with one-line errors
     callbacks       RunCheckpoint, ExportInference, Throughput, CpuThreads
     export          inference folders from a run or from any checkpoint
     schedule        warmup + cosine learning-rate factor
@@ -19,6 +21,7 @@ from .callbacks import CpuThreads, ExportInference, RunCheckpoint, Throughput
 from .checkpoint_io import AtomicCheckpointIO
 from .datamodule import CaptionData
 from .export import export_checkpoint
+from .interrupt import InterruptCheckpoint
 from .module import FrozenTraining
 
 
@@ -27,12 +30,12 @@ def trainer_defaults() -> dict[str, Any]:
     here are always added; RunCheckpoint and ExportInference are configured in their own
     `checkpoint:` and `export:` sections)."""
     return {
-        "callbacks": [Throughput(), CpuThreads()],
+        "callbacks": [Throughput(), CpuThreads(), InterruptCheckpoint()],
         "plugins": [{"class_path": "frozen.training.AtomicCheckpointIO"}],
         "gradient_clip_val": 1.0,
         "max_steps": 10_000,
     }
 
 
-__all__ = ["AtomicCheckpointIO", "CaptionData", "CpuThreads", "ExportInference", "FrozenTraining",
+__all__ = ["AtomicCheckpointIO", "CaptionData", "CpuThreads", "ExportInference", "FrozenTraining", "InterruptCheckpoint",
            "RunCheckpoint", "Throughput", "export_checkpoint", "trainer_defaults"]
