@@ -56,10 +56,10 @@ def run(settings: RunSettings, model: Any = None) -> dict[str, TaskResult]:
     tasks = [task_class(t.task)(t) for t in settings.tasks]
     for task in tasks:                                           # data problems surface before
         task.prepare()                                           # a large model is loaded
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if model is None:
+    if model is None:                                            # a bad model folder is named
         model = load_model(settings.model, settings.device, settings.lm, settings.dtype)
+    out = Path(settings.out)                                     # before any output is written
+    out.mkdir(parents=True, exist_ok=True)
     fingerprint = model_fingerprint(model)
     lm_fingerprint = model.lm_fingerprint() if hasattr(model, "lm_fingerprint") else None
     features = None

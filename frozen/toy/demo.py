@@ -2,7 +2,8 @@
 
     python -m frozen.toy.demo [--out runs/toy]
 
-1. renders training shards (plain captions only; held-out color-shape pairs never drawn),
+1. renders training shards into data/shapes, where configs/toy.yaml reads them (plain
+   captions only; held-out color-shape pairs never drawn),
 2. takes the shipped frozen LM (frozen/toy/assets/shapes-lm; built if absent),
 3. trains the vision side through it with `train.py fit --config configs/toy.yaml`,
 4. evaluates every shapes-world score with `eval/` on fresh renders, and
@@ -76,6 +77,9 @@ def lm_weights_unchanged(model_dir: Path, lm_dir: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m frozen.toy.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/toy"))
+    parser.add_argument("--data", type=Path, default=Path("data/shapes"),
+                        help="where the training shards go (configs/toy.yaml reads data/shapes, "
+                             "so `python train.py fit --config configs/toy.yaml` finds them)")
     parser.add_argument("--train-samples", type=int, default=32000,
                         help="training images to render (read with resampling)")
     parser.add_argument("--config", default="configs/toy.yaml")
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.time()
     out = args.out.resolve()
-    data = out / "data"
+    data = args.data.resolve()
     print(f"== data: rendering {args.train_samples} training images into {data}")
     patterns = write_dataset(data, args.train_samples, 512)
     lm_dir = (args.lm or SHAPES_LM_DIR).resolve()

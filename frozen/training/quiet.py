@@ -6,6 +6,8 @@ that matter:
   purpose (frozen.model keeps it there; dropout must stay off while the vision side trains).
 - Lightning's "`IterableDataset` has `__len__` defined" warning: the caption stream's length
   is exact per rank and worker (it is split before batching), which is what the warning asks.
+- Lightning's "Total length of `list` across ranks is zero": a run without validation shards
+  has no validation loader (an empty list), on purpose.
 - Lightning's `LeafSpec` deprecation warning from its own pytree helper under current torch.
 - Lightning's tips to install its cloud logging packages (litlogger, litmodels).
 """
@@ -19,6 +21,7 @@ BENIGN_WARNINGS = (
     (r"Found \d+ module\(s\) in eval mode at the start of training", "lightning.pytorch.loops.fit_loop"),
     (r"Your `IterableDataset` has `__len__` defined", "lightning.pytorch.utilities.data"),
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", "lightning.pytorch.utilities._pytree"),
+    (r"Total length of `list` across ranks is zero", "lightning.pytorch.utilities.data"),
 )
 TIP_PREFIX = "\N{ELECTRIC LIGHT BULB} Tip:"
 
