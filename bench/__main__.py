@@ -20,7 +20,7 @@ from . import common
 def cpu_rows(args, tmp: Path) -> list[common.Row]:
     from frozen import FrozenConfig, FrozenModel
 
-    from . import data_pipeline, eval_batching, generation, train_step
+    from . import data_pipeline, eval_batching, generation, threads, train_step
 
     lm_dir = common.bench_lm_dir(tmp)
     rows: list[common.Row] = []
@@ -30,6 +30,7 @@ def cpu_rows(args, tmp: Path) -> list[common.Row]:
     rows += eval_batching.run(image_model, max(2, args.repeats // 2))
     rows += train_step.run(lm_dir, args.repeats)
     rows += data_pipeline.run(tmp, args.repeats, text_model)
+    rows += threads.run(tmp)
     return rows
 
 

@@ -87,3 +87,20 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tiny_lm, good_shards, tmp_pat
     assert "Traceback" not in err
     assert run(args("--ckpt_path", "last")) == 0
     assert torch.load(last, weights_only=True)["global_step"] == 8
+
+
+def test_console_is_step_lines_without_tips_or_known_warnings(tiny_lm, good_shards, tmp_path,
+                                                              capsys, caplog, recwarn):
+    args = fit_args(tiny_lm, good_shards, tmp_path / "run", 4, "--trainer.enable_progress_bar", "true",
+                    "--data.val_shards", good_shards, "--data.val_samples", "16",
+                    "--trainer.val_check_interval", "4")          # the last value of an option wins
+    with caplog.at_level("INFO"):
+        assert run(args) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "loss" in lines[-1] and "\r" not in out and "Epoch" not in out
+    assert "validation at step 4: perplexity" in out
+    assert not [r for r in caplog.records if "Tip:" in r.getMessage()]
+    shown = [str(w.message) for w in recwarn]
+    assert not [m for m in shown if "eval mode" in m or "`__len__`" in m], shown
