@@ -48,7 +48,17 @@ def digest(folder: Path) -> str:
 
 def run(command: list[str], step: str) -> None:
     print(f"\n== {step}: {' '.join(command)}", flush=True)
-    if subprocess.run(command, cwd=REPO).returncode != 0:
+    process = subprocess.Popen(command, cwd=REPO)
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:     # the step got the same Ctrl-C and ends on its own terms
+            continue                  # (train.py saves a checkpoint first)
+    if code == 130:
+        print(f"demo interrupted during {step}", file=sys.stderr)
+        raise SystemExit(130)
+    if code != 0:
         raise SystemExit(f"demo stopped: {step} failed (command above)")
 
 
@@ -128,4 +138,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ndemo interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -112,7 +112,7 @@ class FrozenCLI(LightningCLI):
         urls = getattr(self.datamodule, "train_urls", None) or []
         if urls and len(missing_local_shards(urls)) == len(urls):
             raise ConfigError(f"data.train_shards: none of the {len(urls)} shards exist (first: "
-                              f"{urls[0]!r}); render the shapes world's with `python -m "
+                              f"{urls[0]!r}); the shapes world renders its own with `python -m "
                               "frozen.toy.shards --out data/shapes` or give your own")
         if self.config[self.subcommand].get("ckpt_path") == "last":
             checkpoint = self.trainer.checkpoint_callback
