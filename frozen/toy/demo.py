@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     results = json.loads((out / "eval" / "results.json").read_text())
     print(f"\nshapes world, every number measured in this run ({time.time() - start:.0f} s; "
-          f"{DEMO_THREADS} torch thread(s): the same numbers on any machine with this CPU's "
-          "instruction set, given the seeds)")
+          f"{DEMO_THREADS} torch thread(s) on any machine, so its core count does not change them)")
     print(f"{'score':<48} {'measured':>9} {'target':>8}")
     for label, key, name, target, higher in TARGETS:
         value = score(results, label, key)
