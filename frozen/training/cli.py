@@ -20,7 +20,6 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from frozen.data import DataError
-from frozen.data.shards import missing_local_shards
 
 from . import trainer_defaults
 from .callbacks import ExportInference, RunCheckpoint
@@ -108,12 +107,8 @@ class FrozenCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
-        """Fail before anything is written: no training shards, nothing to resume."""
-        urls = getattr(self.datamodule, "train_urls", None) or []
-        if urls and len(missing_local_shards(urls)) == len(urls):
-            raise ConfigError(f"data.train_shards: none of the {len(urls)} shards exist (first: "
-                              f"{urls[0]!r}); the shapes world renders its own with `python -m "
-                              "frozen.toy.shards --out data/shapes` or give your own")
+        """Fail before anything is written when there is nothing to resume (missing shards are
+        reported by CaptionData.prepare_data, also before anything is written)."""
         if self.config[self.subcommand].get("ckpt_path") == "last":
             checkpoint = self.trainer.checkpoint_callback
             if isinstance(checkpoint, RunCheckpoint) and not checkpoint._find_last_checkpoints(self.trainer):
