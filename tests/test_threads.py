@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from frozen.threads import suggested_threads
@@ -18,19 +15,17 @@ def test_threads_leave_room_for_workers_and_the_machine(cores, workers, processe
     assert suggested_threads(workers, processes, cores=cores) == expected
 
 
-def run_threads(env_threads: str | None) -> int:
-    import os
+def test_the_users_omp_num_threads_wins(monkeypatch):
+    import torch
 
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    if env_threads:
-        env["OMP_NUM_THREADS"] = env_threads
-    code = "from frozen.threads import set_cpu_threads; print(set_cpu_threads(data_workers=0))"
-    return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              check=True).stdout)
+    import frozen.threads as threads
 
-
-def test_the_users_omp_num_threads_wins():
-    from frozen.threads import usable_cores
-
-    assert run_threads(None) == suggested_threads(0, 1, cores=usable_cores())
-    assert run_threads("2") == 2            # one more than chosen on a 2-core machine
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(threads, "USER_OMP_NUM_THREADS", "2")     # as read at import
+        assert threads.set_cpu_threads(data_workers=1) == 2
+        monkeypatch.setattr(threads, "USER_OMP_NUM_THREADS", None)
+        assert threads.set_cpu_threads(data_workers=1) == suggested_threads(1)
+    finally:
+        torch.set_num_threads(before)
