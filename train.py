@@ -3,25 +3,15 @@
     python train.py fit --config configs/toy.yaml
     python train.py fit --config configs/toy.yaml --trainer.max_steps 200 --print_config
     python train.py fit --config configs/toy.yaml --ckpt_path last      # resume
+
+The LightningCLI is frozen.training.cli.FrozenCLI: errors in one line, Ctrl-C saves.
 """
 
-from lightning.pytorch.cli import LightningCLI
+import sys
 
-from frozen.training import (CaptionData, ExportInference, FrozenTraining, RunCheckpoint,
-                             trainer_defaults)
+from frozen.training.cli import FrozenCLI, main, run
 
-
-class FrozenCLI(LightningCLI):
-    def add_arguments_to_parser(self, parser):
-        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(ExportInference, "export")
-
-
-def main(args=None):
-    return FrozenCLI(FrozenTraining, CaptionData, trainer_defaults=trainer_defaults(),
-                     seed_everything_default=0, auto_configure_optimizers=False,
-                     save_config_kwargs={"overwrite": True}, args=args)
-
+__all__ = ["FrozenCLI", "main", "run"]
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

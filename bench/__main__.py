@@ -18,13 +18,13 @@ import torch
 from . import common
 
 
-CPU_SETS = ("generation", "eval", "train", "data")
+CPU_SETS = ("generation", "eval", "train", "data", "threads")
 
 
 def cpu_rows(args, tmp: Path) -> list[common.Row]:
     from frozen import FrozenConfig, FrozenModel
 
-    from . import data_pipeline, documents, eval_batching, generation, train_step
+    from . import data_pipeline, documents, eval_batching, generation, threads, train_step
 
     lm_dir = common.bench_lm_dir(tmp)
     wanted = set(args.only or CPU_SETS)
@@ -40,6 +40,8 @@ def cpu_rows(args, tmp: Path) -> list[common.Row]:
     if "data" in wanted:
         rows += data_pipeline.run(tmp, args.repeats, text_model)
         rows += documents.run(tmp, args.repeats, text_model)
+    if "threads" in wanted:
+        rows += threads.run(tmp)
     return rows
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from eval.errors import EvalError
@@ -26,7 +27,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--task", nargs="+", help="task name(s); with --config, which of its tasks to run")
     p.add_argument("--data", nargs="+", metavar="PATH|KEY=PATH",
                    help="data: a folder (or the main file), and/or KEY=PATH for single data keys")
-    p.add_argument("--out", help="output folder (results.json, report.html, resumable logs)")
+    p.add_argument("--out", help="output folder (results.json, report.html, resumable logs); "
+                                 "default: eval/<config or task name> beside the model folder")
     p.add_argument("--shots", nargs="+", type=int, help="shot counts, e.g. 0 4 8 16 32")
     p.add_argument("--trials", type=int, help="trials per shot count (seeds 0..trials-1)")
     p.add_argument("--seeds", nargs="+", type=int, help="explicit trial seeds (sets the number of trials)")
@@ -92,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{name:20s} {task_class(name).description}")
             return 0
         config = load_yaml(args.config) if args.config else {}
-        settings = build(config, overrides(args), select=args.task, where=args.config or "command line")
+        name = Path(args.config).stem if args.config else None
+        settings = build(config, overrides(args), select=args.task, where=args.config or "command line",
+                         name=name)
         results = run(settings)
         print(summary(results))
         print(f"outputs in {settings.out}: results.json, report.html")

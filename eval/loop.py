@@ -10,6 +10,8 @@ compiled once per batch size and cache-length bucket); its greedy output is the 
 
 from __future__ import annotations
 
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -96,8 +98,11 @@ def evaluate(model, task: Task, log: PredictionLog, selector: Selector | None,
                 if trial == 0 and not result.shown:
                     result.shown = queries[:shown]
                 pending = [q for q in queries if (shots, trial, q.id) not in log]
+                desc = f"{settings.label} {shots}-shot trial {trial}"
+                # A bar on a terminal; in a log file, one plain line per trial (below).
                 bar = tqdm(total=len(queries), initial=len(queries) - len(pending), unit="query",
-                           desc=f"{settings.label} {shots}-shot trial {trial}", disable=not progress)
+                           desc=desc, disable=not progress or not sys.stderr.isatty())
+                started = time.perf_counter()
                 batches = [pending[i:i + settings.batch_size] for i in range(0, len(pending), settings.batch_size)]
                 for batch, prompts in _prefetch(loader, batches, settings.blind, transform):
                     try:
@@ -112,6 +117,9 @@ def evaluate(model, task: Task, log: PredictionLog, selector: Selector | None,
                 records = [log.get((shots, trial, q.id)) for q in queries]
                 result.records += records
                 result.trials.append(Trial(shots, trial, seed, len(records), task.score(records)))
+                if progress and not sys.stderr.isatty():
+                    print(f"{desc}: {len(queries)} queries ({len(pending)} new) in "
+                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return result
 
 

@@ -1,5 +1,7 @@
 """The outputs of a run: results.json (every score, prediction, prompt and setting) and
-report.html (a table and plots per task, and example queries with thumbnails).
+report.html (a summary table of every task, then per task a score table, a plot against the
+number of shots where there are several, and example queries with thumbnails; for fast
+binding, with the demonstrations that define the names).
 
 results.json:
     {"settings": {...}, "model_fingerprint": "...", "created": "...", "versions": {...},
@@ -82,11 +84,15 @@ def write_json(path: Path, data: Any) -> None:
 # ---- report.html ---------------------------------------------------------------------------
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em;
+       color: #222; }
+.wide { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.8em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; }
-td.text, th.text { text-align: left; max-width: 320px; }
+td.text, th.text { text-align: left; max-width: 320px; overflow-wrap: anywhere; }
+.prompt img { width: 40px; height: 40px; vertical-align: middle; margin: 1px; }
+.prompt span { white-space: pre-wrap; font-family: monospace; font-size: 12px; }
 .examples td { font-size: 13px; }
 .examples td:first-child { text-align: center; }
 .examples img { width: 96px; height: 96px; object-fit: contain; background: #eee; }
@@ -112,22 +118,43 @@ def _e(value: Any) -> str:
 
 
 def _score_table(result: TaskResult, scores: dict[str, Any]) -> str:
+    """Metrics down, shot counts across: as wide as the number of shot counts, however many
+    per-group metrics a task has."""
     metrics = list(dict.fromkeys(m for s in scores.values() for m in s["mean"]))
-    head = "".join(f"<th>{_e(m)}</th>" for m in metrics)
+    head = "".join(f"<th>{_e(shots)}-shot</th>" for shots in scores)
+    trials = "".join(f"<td>{len(e['trials'])}</td>" for e in scores.values())
+    queries = "".join(f"<td>{e['trials'][0]['queries'] if e['trials'] else 0}</td>" for e in scores.values())
+    rows = [f'<tr><th class="text">trials</th>{trials}</tr>', f'<tr><th class="text">queries</th>{queries}</tr>']
+    for m in metrics:
+        cells = "".join(f"<td>{e['mean'][m]:.2f} ± {e['std'][m]:.2f}</td>" if m in e["mean"] else "<td>-</td>"
+                        for e in scores.values())
+        rows.append(f'<tr><th class="text">{_e(m)}</th>{cells}</tr>')
+    return (f'<div class="wide"><table class="scores"><tr><th class="text">metric</th>{head}</tr>'
+            + "".join(rows) + "</table></div>")
+
+
+def _summary_table(results: dict[str, TaskResult]) -> str:
+    """Every task's headline metrics at every shot count, one row per task and shot count."""
     rows = []
-    for shots, entry in scores.items():
-        n = len(entry["trials"])
-        cells = "".join(
-            f"<td>{entry['mean'][m]:.2f} ± {entry['std'][m]:.2f}</td>" if m in entry["mean"] else "<td>-</td>"
-            for m in metrics)
-        queries = entry["trials"][0]["queries"] if entry["trials"] else 0
-        rows.append(f"<tr><th>{_e(shots)}</th><td>{n}</td><td>{queries}</td>{cells}</tr>")
-    return (f'<table class="scores"><tr><th>shots</th><th>trials</th><th>queries</th>{head}</tr>'
-            + "".join(rows) + "</table>")
+    for label, result in results.items():
+        scores = aggregate(result)
+        for shots, entry in scores.items():
+            cells = ", ".join(f"{m} {entry['mean'][m]:.2f} ± {entry['std'][m]:.2f}"
+                              for m in result.task.metrics if m in entry["mean"])
+            blind = " (blind)" if result.task.settings.blind else ""
+            rows.append(f'<tr><td class="text"><a href="#{_e(label)}">{_e(label)}</a>{blind}</td>'
+                        f'<td>{_e(shots)}</td><td>{len(entry["trials"])}</td>'
+                        f'<td class="text">{_e(cells) or "-"}</td></tr>')
+    return ('<div class="wide"><table class="summary"><tr><th class="text">task</th><th>shots</th>'
+            '<th>trials</th><th class="text">headline scores (mean ± std)</th></tr>'
+            + "".join(rows) + "</table></div>")
 
 
 def _plots(scores: dict[str, Any], headline: tuple[str, ...]) -> str:
-    """One plot per headline metric; its per-group variants (metric[group]) share its plot."""
+    """One plot per headline metric; its per-group variants (metric[group]) share its plot.
+    None with a single shot count (a plot of one point says nothing a table does not)."""
+    if len(scores) < 2:
+        return ""
     names = list(dict.fromkeys(m for s in scores.values() for m in s["mean"]))
     bases = [b for b in dict.fromkeys(n.split("[", 1)[0] for n in names) if b in headline]
     svgs = []
@@ -144,10 +171,27 @@ def _plots(scores: dict[str, Any], headline: tuple[str, ...]) -> str:
     return '<div class="plots">' + "".join(svgs) + "</div>"
 
 
+def _prompt_html(query) -> str:
+    """The query's whole prompt: small thumbnails for its images, its text as written."""
+    from eval.queries import ImageRef
+
+    parts = []
+    for item in query.prompt:
+        if isinstance(item, ImageRef):
+            try:
+                parts.append(f'<img src="{thumbnail(item.load())}" alt="{_e(item.key)}">')
+            except Exception as err:  # a report must not fail on one unreadable picture
+                parts.append(f"(no image: {_e(err)})")
+        else:
+            parts.append(f"<span>{_e(item)}</span>")
+    return f'<div class="prompt">{"".join(parts)}</div>'
+
+
 def _examples(result: TaskResult) -> str:
     if not result.shown:
         return ""
     shots = result.task.settings.shots
+    with_prompt = result.task.prompt_defines_answer
     by_key = {(r.shots, r.id): r for r in result.records if r.trial == 0}
     head = "".join(f'<th class="text">{s}-shot</th>' for s in shots)
     rows = []
@@ -166,10 +210,14 @@ def _examples(result: TaskResult) -> str:
             exact = record.prediction.strip().lower() in {r.strip().lower() for r in record.references}
             mark = ' class="ok"' if exact else ""
             cells.append(f'<td class="text"><span{mark}>{_e(record.prediction) or "(empty)"}</span></td>')
-        rows.append(f'<tr><td>{image}<br>{_e(query.id)}</td><td class="text">{refs}</td>{"".join(cells)}</tr>')
+        prompt = f'<td class="text">{_prompt_html(query)}</td>' if with_prompt else ""
+        rows.append(f'<tr><td>{image}<br>{_e(query.id)}</td>{prompt}<td class="text">{refs}</td>'
+                    f'{"".join(cells)}</tr>')
     seen = "image (the model saw it black)" if result.task.settings.blind else "image"
-    return (f'<h3>Examples (trial 0)</h3><table class="examples"><tr><th>{seen}</th>'
-            f'<th class="text">references</th>{head}</tr>' + "".join(rows) + "</table>")
+    prompt_head = f'<th class="text">prompt ({shots[0]}-shot: the demonstrations define the names)</th>' \
+        if with_prompt else ""
+    return (f'<h3>Examples (trial 0)</h3><div class="wide"><table class="examples"><tr><th>{seen}</th>'
+            f'{prompt_head}<th class="text">references</th>{head}</tr>' + "".join(rows) + "</table></div>")
 
 
 def _task_section(label: str, result: TaskResult) -> str:
@@ -191,9 +239,8 @@ def _task_section(label: str, result: TaskResult) -> str:
 
 def report_html(settings: RunSettings, results: dict[str, TaskResult]) -> str:
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    nav = " · ".join(f'<a href="#{_e(label)}">{_e(label)}</a>' for label in results)
     sections = "".join(_task_section(label, r) for label, r in results.items())
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>Evaluation: {_e(settings.model)}</title>'
             f"<style>{STYLE}</style></head><body><h1>Evaluation report</h1>"
             f"<p>model <code>{_e(settings.model)}</code>, {created}. Scores in percent, mean ± std over "
-            f"trials.</p><p>{nav}</p>{sections}</body></html>")
+            f"trials.</p><h2>Summary</h2>{_summary_table(results)}{sections}</body></html>")

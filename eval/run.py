@@ -33,6 +33,7 @@ def load_model(path: str, device: str, lm: str | None = None, dtype: str | None 
     import torch
 
     from frozen import FrozenModel
+    from frozen.threads import set_cpu_threads
 
     folder = Path(path)
     if not folder.is_dir():
@@ -41,6 +42,8 @@ def load_model(path: str, device: str, lm: str | None = None, dtype: str | None 
         raise EvalError(f"{path!r} is not a Frozen model folder: it has no frozen_config.json")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        set_cpu_threads()                   # stays fast beside other busy processes
     try:
         model = FrozenModel.from_pretrained(str(folder), lm=lm, **({"dtype": dtype} if dtype else {}))
         return model.to(device).eval()
@@ -53,10 +56,10 @@ def run(settings: RunSettings, model: Any = None) -> dict[str, TaskResult]:
     tasks = [task_class(t.task)(t) for t in settings.tasks]
     for task in tasks:                                           # data problems surface before
         task.prepare()                                           # a large model is loaded
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if model is None:
+    if model is None:                                            # a bad model folder is named
         model = load_model(settings.model, settings.device, settings.lm, settings.dtype)
+    out = Path(settings.out)                                     # before any output is written
+    out.mkdir(parents=True, exist_ok=True)
     fingerprint = model_fingerprint(model)
     lm_fingerprint = model.lm_fingerprint() if hasattr(model, "lm_fingerprint") else None
     features = None

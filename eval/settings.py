@@ -114,9 +114,17 @@ def load_yaml(path: str) -> dict[str, Any]:
     return data
 
 
+def default_out(model: str, name: str) -> str:
+    """Where a run writes when no `out` is given: eval/<name> beside the model folder
+    (runs/toy/inference -> runs/toy/eval/<name>)."""
+    return str(Path(model).parent / "eval" / name)
+
+
 def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] | None = None,
-          where: str = "config") -> RunSettings:
-    """RunSettings from a config dict (possibly empty), command-line overrides and a task filter."""
+          where: str = "config", name: str | None = None) -> RunSettings:
+    """RunSettings from a config dict (possibly empty), command-line overrides and a task filter.
+
+    name: the output folder's name when no `out` is given (default: the task labels)."""
     from eval.tasks import task_class
 
     config = dict(config)
@@ -165,9 +173,10 @@ def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] |
                         f"distinct 'label:'")
 
     run = {**run, **run_over}
-    for key in ("model", "out"):
-        if not run.get(key):
-            raise EvalError(f"no {key} given: pass --{key} or set '{key}:' in the config")
+    if not run.get("model"):
+        raise EvalError("no model given: pass --model or set 'model:' in the config")
+    if not run.get("out") and isinstance(run["model"], str):
+        run["out"] = default_out(run["model"], name or "-".join(t.label for t in tasks))
     settings = RunSettings(tasks=tasks, **run)
     _check_type(settings.model, str, "model", "run")
     _check_type(settings.out, str, "out", "run")

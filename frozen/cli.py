@@ -42,20 +42,30 @@ def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64
                              "model), later calls in the process reuse it")
     parser.add_argument("--no-compile", action="store_true",
                         help="with --static-cache: run the step uncompiled (no first-call cost)")
+    parser.add_argument("--truncation", choices=["error", "left"], default="error",
+                        help="a prompt longer than the context window: error, or keep its end")
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
     return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                 top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
                 num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed,
-                static_cache=args.static_cache, compile=False if args.no_compile else None)
+                static_cache=args.static_cache, compile=False if args.no_compile else None,
+                truncation=args.truncation)
 
 
 def load_model(args: argparse.Namespace):
     from .config import FrozenConfig
     from .model import FrozenModel
+    from .threads import set_cpu_threads
 
+    if not args.verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()          # no "Loading weights" bar before the output
     overrides = {"dtype": args.dtype} if args.dtype else {}
+    if args.device == "cpu":
+        set_cpu_threads()
     if args.model:
         model = FrozenModel.from_pretrained(args.model, lm=args.lm_path, **overrides)
     else:
@@ -68,7 +78,8 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
         with open(args.file, encoding="utf-8") as handle:
             lines = [line.rstrip("\n") for line in handle]
         if args.file.endswith(".jsonl"):
-            return [_jsonl_prompt(line) for line in lines if line.strip()]
+            return [_jsonl_prompt(line, f"{args.file}:{number}")
+                    for number, line in enumerate(lines, 1) if line.strip()]
         return [line.replace("\\n", "\n") for line in lines if line.strip()]
     if args.prompt is not None:
         return [args.prompt]
@@ -77,9 +88,21 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
     return [sys.stdin.read()]
 
 
-def _jsonl_prompt(line: str) -> str:
-    value = json.loads(line)
-    return value["prompt"] if isinstance(value, dict) else str(value)
+def _jsonl_prompt(line: str, where: str) -> str:
+    """A .jsonl line: {"prompt": "..."} or a JSON string."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise PromptError(f"{where}: not valid JSON ({err.msg})") from None
+    if isinstance(value, dict):
+        if not isinstance(value.get("prompt"), str):
+            raise PromptError(f"{where}: no \"prompt\" string in this line (keys: "
+                              f"{', '.join(map(repr, value)) or 'none'})")
+        return value["prompt"]
+    if not isinstance(value, str):
+        raise PromptError(f"{where}: expected {{\"prompt\": \"...\"}} or a JSON string, got "
+                          f"{type(value).__name__}")
+    return value
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -146,22 +169,27 @@ def trim_turns(model, turns: list[dict[str, str]], reserve: int) -> list[dict[st
     return kept
 
 
+LEAVE_WORDS = ("/exit", "/quit", "exit", "quit")
+
+
 def cmd_chat(args: argparse.Namespace) -> None:
     model = load_model(args)
     turns: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
     has_template = bool(getattr(model.tokenizer, "chat_template", None))
     stop = args.stop or ([] if has_template else ["\nUser:"])
     interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"chatting with {args.model or args.lm}; /exit or Ctrl-D to leave", file=sys.stderr)
     while True:
         if interactive:
             print("you> ", end="", flush=True)
         line = sys.stdin.readline()
-        if not line:
+        if not line:                                  # Ctrl-D / end of input
             break
         message = line.strip()
         if not message:
             continue
-        if message in ("/exit", "/quit"):
+        if message.lower() in LEAVE_WORDS:
             break
         turns.append({"role": "user", "content": message})
         turns = trim_turns(model, turns, args.max_new_tokens)
@@ -219,9 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         args.run(args)
-    except (PromptError, ImageError, FileNotFoundError, ValueError) as err:
+    except (PromptError, ImageError, OSError, ValueError) as err:
         print(f"frozen {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nfrozen {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

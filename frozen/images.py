@@ -52,23 +52,32 @@ def _describe(source: Any) -> str:
 def _open(source: Any) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
+    what = "image bytes"
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise ImageError(f"image file not found: {str(path)!r}", "missing")
-        source = path.read_bytes()
+        what, source = f"image file {str(path)!r}", path.read_bytes()
     if isinstance(source, (bytes, bytearray)):
         if len(source) == 0:
-            raise ImageError("image bytes are empty", "empty")
+            raise ImageError(f"{what}: empty", "empty")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 return Image.open(io.BytesIO(source))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise ImageError(f"image too large to decode safely ({err})", "too_large") from None
-        except Exception as err:  # PIL raises many types for garbage input
-            raise ImageError(f"cannot read image: not a supported image file ({err})") from None
+            raise ImageError(f"{what}: too large to decode safely ({err})", "too_large") from None
+        except Exception:  # PIL raises many types for garbage input; its message names a buffer
+            raise ImageError(f"cannot read {what}: not a supported image file "
+                             f"(PIL reads {_formats()})") from None
     raise ImageError(f"expected a PIL image, a file path or bytes, got {type(source).__name__}")
+
+
+def _formats() -> str:
+    """A short list of the formats PIL can open here."""
+    Image.init()
+    common = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+    return ", ".join(f for f in common if f in Image.OPEN) + ", ..."
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -47,6 +47,13 @@ def resolve_lm_source(name: str) -> str:
     return name
 
 
+def absolute_lm_source(name: str) -> str:
+    """An existing local LM folder as an absolute path (so a saved model loads from any working
+    folder); a hub id as is."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
 def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 

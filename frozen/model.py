@@ -26,7 +26,7 @@ from .config import FrozenConfig
 from .decoding import Decoder
 from .generation import SamplingOptions, decode, generate_ids, stream_text
 from .images import ImageTransform, load_image
-from .lm import context_length, embedding_rms, fingerprint, freeze, load_lm
+from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
                       prompt_text, special_prefix, tokenize_prompt, truncate)
 from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
@@ -236,8 +236,8 @@ class FrozenModel(nn.Module):
             if window and len(row.ids) >= window:
                 if truncation != "left":
                     raise PromptError(f"prompt is {len(row.ids)} tokens, longer than the LM's "
-                                      f"context window of {window} (pass truncation='left' to "
-                                      "keep only its end)")
+                                      f"context window of {window} (pass truncation='left', "
+                                      "or --truncation left, to keep only its end)")
                 room = max(window - max_new_tokens, 1)
                 row = truncate(row, room, "end", self.config.num_prefix_tokens, len(self._prefix_ids))
             rows.append(row)
@@ -379,8 +379,9 @@ class FrozenModel(nn.Module):
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"config": self.config.to_dict(), "lm_fingerprint": self.lm_fingerprint(),
-                "format_version": 1}
+        config = self.config.to_dict()
+        config["lm"] = absolute_lm_source(config["lm"])    # the folder loads from anywhere
+        meta = {"config": config, "lm_fingerprint": self.lm_fingerprint(), "format_version": 1}
         state = state_dict if state_dict is not None else self.trainable_state_dict()
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         tmp = folder / (WEIGHTS_FILE + ".tmp")
@@ -408,7 +409,15 @@ class FrozenModel(nn.Module):
         if lm is not None:
             fields["lm"] = lm
         fields.update(overrides)
-        model = cls(FrozenConfig.from_dict(fields))
+        try:
+            model = cls(FrozenConfig.from_dict(fields))
+        except FileNotFoundError as err:
+            if lm is not None:
+                raise
+            raise FileNotFoundError(
+                f"{err}. {str(folder)!r} was trained against the LM recorded in its "
+                f"{CONFIG_FILE}; point at a copy of it with FrozenModel.from_pretrained(folder, "
+                "lm=PATH), `frozen ... --lm-path PATH` or `python -m eval ... --lm PATH`") from None
         saved, found = meta.get("lm_fingerprint"), model.lm_fingerprint()
         if saved and saved != found:
             raise ValueError(f"LM mismatch: {str(folder)!r} was trained against an LM with "

@@ -32,6 +32,15 @@ def _is_image(item: Any) -> bool:
     return isinstance(item, Image.Image) or (isinstance(item, torch.Tensor) and item.dim() == 3)
 
 
+def _type_name(item: Any) -> str:
+    """The type of a rejected item, with the shape of arrays and tensors (a tensor of the
+    wrong rank looks like an image otherwise)."""
+    shape = getattr(item, "shape", None)
+    name = f"{type(item).__module__.split('.')[0]}.{type(item).__name__}" if shape is not None \
+        else type(item).__name__
+    return f"{name} of shape {tuple(shape)}" if shape is not None else name
+
+
 def parse_prompt(prompt: Any, images: Sequence[Any] | None = None) -> list[Any]:
     """Normalise one prompt to a list of items; `<image>` placeholders in a string take `images`."""
     if isinstance(prompt, str):
@@ -41,6 +50,10 @@ def parse_prompt(prompt: Any, images: Sequence[Any] | None = None) -> list[Any]:
         if wanted != given:
             raise PromptError(f"prompt has {wanted} {IMAGE_PLACEHOLDER} placeholder(s) but "
                               f"{given} image(s) were given")
+        for i, image in enumerate(images or []):
+            if not _is_image(image):
+                raise PromptError(f"images[{i}] is a {_type_name(image)}; expected a PIL.Image.Image, "
+                                  "an image file path or an image tensor (3, S, S)")
         items: list[Any] = []
         for i, piece in enumerate(pieces):
             if piece:
@@ -54,7 +67,7 @@ def parse_prompt(prompt: Any, images: Sequence[Any] | None = None) -> list[Any]:
         items = list(prompt)
         for i, item in enumerate(items):
             if not (isinstance(item, str) or _is_image(item)):
-                raise PromptError(f"prompt item {i} is a {type(item).__name__}; expected str, "
+                raise PromptError(f"prompt item {i} is a {_type_name(item)}; expected str, "
                                   "PIL.Image.Image or an image tensor (3, S, S)")
     else:
         raise PromptError(f"a prompt must be a str or a list of str and images, got "

@@ -127,3 +127,28 @@ def test_prefix_vocabulary_must_be_known_tokens(tiny_model):
                      prefix_vocabulary=[["a", "b"], ["c", "d"], ["e", "f"]])
     with pytest.raises(ValueError, match=r"not in the LM's vocabulary: \['<\|no-such-token\|>'\]"):
         tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "<|no-such-token|>"])
+
+
+@pytest.mark.parametrize("bad, type_name", [
+    (__import__("numpy").zeros((8, 8, 3), dtype="uint8"), "numpy.ndarray of shape (8, 8, 3)"),
+    (5, "int"), (None, "NoneType"), (b"\x89PNG", "bytes"), ({"image": 1}, "dict")])
+def test_images_entry_that_is_not_an_image(model, bad, type_name):
+    img = Image.new("RGB", (8, 8))
+    with pytest.raises(PromptError, match=rf"images\[1\] is a {__import__('re').escape(type_name)};"):
+        model.generate("<image> and <image>", images=[img, bad])
+    with pytest.raises(PromptError, match=r"images\[1\] is a"):
+        list(model.stream("<image> and <image>", images=[img, bad]))
+
+
+def test_prompt_item_tensor_of_the_wrong_rank(model):
+    import torch
+
+    with pytest.raises(PromptError, match=r"prompt item 0 is a torch.Tensor of shape \(8, 8\)"):
+        model.generate([[torch.zeros(8, 8), "text"]])
+
+
+def test_text_file_given_as_an_image_is_named(model, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some text\n")
+    with pytest.raises(ValueError, match=f"cannot read image file '{notes}': not a supported"):
+        model.generate("<image>", images=[str(notes)])

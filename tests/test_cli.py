@@ -88,3 +88,83 @@ def test_generate_on_the_fast_path_matches_the_default(lm_dirs, capsys):
     default = json.loads(capsys.readouterr().out)
     assert main(args + ["--static-cache", "--no-compile"]) == 0
     assert json.loads(capsys.readouterr().out) == default
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_jsonl_line_without_prompt_is_one_line(lm_dirs, tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "hello"}\n{"text": "no prompt key"}\n')
+    assert main(["generate", "--lm", lm_dirs("llama"), "--file", str(prompts)]) == 2
+    err = one_line_error(capsys)
+    assert f"{prompts}:2" in err and 'no "prompt" string' in err and "'text'" in err
+    prompts.write_text('{"prompt": "hello"\n')
+    assert main(["generate", "--lm", lm_dirs("llama"), "--file", str(prompts)]) == 2
+    assert f"{prompts}:1: not valid JSON" in one_line_error(capsys)
+
+
+def test_truncation_flag_exists_where_the_error_suggests_it(lm_dirs, capsys):
+    lm = lm_dirs("llama", context=32)
+    long_prompt = "the quick brown fox " * 20
+    assert main(["generate", "--lm", lm, "--max-new-tokens", "3", long_prompt]) == 2
+    assert "--truncation left" in one_line_error(capsys)
+    assert main(["generate", "--lm", lm, "--max-new-tokens", "3", "--truncation", "left",
+                 long_prompt]) == 0
+    assert capsys.readouterr().out.startswith(long_prompt)
+
+
+def test_text_file_as_an_image_names_the_file(saved_model, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    assert main(["caption", "--model", str(saved_model), str(notes)]) == 2
+    assert f"cannot read image file '{notes}'" in one_line_error(capsys)
+
+
+def test_moved_lm_error_names_lm_path(tiny_model, lm_dirs, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "lm"
+    shutil.copytree(lm_dirs("llama"), copy)
+    folder = tiny_model(lm=str(copy)).save_pretrained(tmp_path / "model")
+    shutil.rmtree(copy)
+    image = tmp_path / "x.png"
+    Image.new("RGB", (16, 16)).save(image)
+    assert main(["caption", "--model", str(folder), str(image)]) == 2
+    assert "--lm-path" in one_line_error(capsys)
+    assert main(["caption", "--model", str(folder), "--lm-path", lm_dirs("llama"), str(image),
+                 "--max-new-tokens", "2"]) == 0
+
+
+def test_ctrl_c_is_one_line(monkeypatch, lm_dirs, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("frozen.cli.load_model", interrupted)
+    assert main(["chat", "--lm", lm_dirs("llama")]) == 130
+    assert one_line_error(capsys) == "frozen chat: interrupted"
+
+
+@pytest.mark.parametrize("leave", ["/exit\n", "exit\n", ""])     # "" is Ctrl-D at the prompt
+def test_chat_leaves_on_exit_and_end_of_input(lm_dirs, monkeypatch, capsys, leave):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n" + leave + "never sent\n" * bool(leave)))
+    sent = []
+    import frozen.cli as cli
+
+    real_prompt = cli.chat_prompt
+    monkeypatch.setattr(cli, "chat_prompt", lambda tok, turns: sent.append(turns[-1]) or real_prompt(tok, turns))
+    assert main(["chat", "--lm", lm_dirs("llama"), "--max-new-tokens", "2"]) == 0
+    assert {t["content"] for t in sent if t["role"] == "user"} == {"hello"}
+
+
+def test_chat_prints_how_to_leave_on_a_terminal(lm_dirs, monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal(""))
+    assert main(["chat", "--lm", lm_dirs("llama")]) == 0
+    assert "/exit or Ctrl-D to leave" in capsys.readouterr().err

@@ -68,3 +68,29 @@ def test_refuses_a_different_lm(tiny_model, lm_dirs, tmp_path):
 def test_not_a_saved_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a saved FrozenModel folder"):
         FrozenModel.from_pretrained(tmp_path)
+
+
+def test_saved_folder_records_the_lm_as_an_absolute_path_and_loads_from_anywhere(
+        tiny_model, lm_dirs, tmp_path, monkeypatch):
+    import json
+    import os
+    from pathlib import Path
+
+    lm = Path(lm_dirs("llama"))
+    monkeypatch.chdir(lm.parent)
+    model = tiny_model(lm=lm.name)                       # a relative LM path, as configs give it
+    folder = model.save_pretrained(tmp_path / "saved")
+    recorded = json.loads((folder / "frozen_config.json").read_text())["config"]["lm"]
+    assert os.path.isabs(recorded) and Path(recorded) == lm.resolve()
+    monkeypatch.chdir(tmp_path)                          # another working folder
+    assert FrozenModel.from_pretrained(folder).lm_fingerprint() == model.lm_fingerprint()
+
+
+def test_missing_lm_says_how_to_point_at_it(tiny_model, lm_dirs, tmp_path):
+    copy = tmp_path / "lm-copy"
+    shutil.copytree(lm_dirs("llama"), copy)
+    folder = tiny_model(lm=str(copy)).save_pretrained(tmp_path / "saved")
+    shutil.rmtree(copy)
+    with pytest.raises(FileNotFoundError, match=r"LM folder not found.*lm=PATH.*--lm-path"):
+        FrozenModel.from_pretrained(folder)
+    assert FrozenModel.from_pretrained(folder, lm=lm_dirs("llama")).vision is not None

@@ -30,6 +30,8 @@ class Task(ABC):
     data_files: ClassVar[dict[str, str]] = {}     # data key -> default path under the data root
     primary_data: ClassVar[str | None] = None     # the data key a bare file path (--data FILE) sets
     uses_selection: ClassVar[bool] = False        # demonstrations are chosen from a train split
+    prompt_defines_answer: ClassVar[bool] = False  # the demonstrations define the answer (fast
+    #   binding: they name the classes); the report then shows each example's whole prompt
 
     def __init__(self, settings: "TaskSettings"):
         self.settings = settings

@@ -38,6 +38,7 @@ class MiniImageNetBinding(Task):
     name = "miniimagenet"
     description = "Open-ended miniImageNet fast binding (Frozen): N-way nonce names, exact match"
     metrics = ("accuracy",)
+    prompt_defines_answer = True
     defaults = {
         "shots": [1],
         "max_queries": 200,

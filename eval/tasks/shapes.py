@@ -163,6 +163,7 @@ class ShapesInstruction(ShapesStyled):
 class ShapesBinding(ShapesTask):
     name = "shapes-binding"
     description = "Shapes world: fast binding of nonce names to shapes, N-way (options.ways)"
+    prompt_defines_answer = True
     defaults = {**ShapesTask.defaults, "shots": [1], "decoding": {"max_new_tokens": 4}}
     option_defaults = {"split": "train", "ways": 2}
 

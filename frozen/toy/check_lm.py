@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from frozen.threads import set_cpu_threads
 from frozen.toy.captions import STYLES
 from frozen.toy.prompts import (
     Episode,
@@ -99,9 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--shots", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: chosen by frozen.threads)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    else:
+        set_cpu_threads()
     results = check(args.folder, args.queries, args.seed, args.shots)
     targets = {task.name: task.target for task in text_tasks(args.shots)}
     print(f"| task | accuracy ({args.queries} queries, seed {args.seed}) | target for the image system |")

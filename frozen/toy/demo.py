@@ -2,7 +2,8 @@
 
     python -m frozen.toy.demo [--out runs/toy]
 
-1. renders training shards (plain captions only; held-out color-shape pairs never drawn),
+1. renders training shards into data/shapes, where configs/toy.yaml reads them (plain
+   captions only; held-out color-shape pairs never drawn),
 2. takes the shipped frozen LM (frozen/toy/assets/shapes-lm; built if absent),
 3. trains the vision side through it with `train.py fit --config configs/toy.yaml`,
 4. evaluates every shapes-world score with `eval/` on fresh renders, and
@@ -15,12 +16,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+# Training and evaluation run with this many torch threads on every machine: floating-point
+# sums depend on how work is split between threads, so a trained model (and the table) would
+# otherwise change with the machine's core count. One thread is also what frozen.threads picks
+# on a 2-core machine, and keeps the demo's pace beside other busy processes. An
+# OMP_NUM_THREADS set by the user wins.
+DEMO_THREADS = os.environ.get("OMP_NUM_THREADS", "1")
 
 # (label in results.json, score key, what it is, target, higher is better)
 TARGETS = [
@@ -47,7 +55,17 @@ def digest(folder: Path) -> str:
 
 def run(command: list[str], step: str) -> None:
     print(f"\n== {step}: {' '.join(command)}", flush=True)
-    if subprocess.run(command, cwd=REPO).returncode != 0:
+    process = subprocess.Popen(command, cwd=REPO, env=os.environ | {"OMP_NUM_THREADS": DEMO_THREADS})
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:     # the step got the same Ctrl-C and ends on its own terms
+            continue                  # (train.py saves a checkpoint first)
+    if code == 130:
+        print(f"demo interrupted during {step}", file=sys.stderr)
+        raise SystemExit(130)
+    if code != 0:
         raise SystemExit(f"demo stopped: {step} failed (command above)")
 
 
@@ -76,6 +94,9 @@ def lm_weights_unchanged(model_dir: Path, lm_dir: Path) -> bool:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m frozen.toy.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/toy"))
+    parser.add_argument("--data", type=Path, default=Path("data/shapes"),
+                        help="where the training shards go (configs/toy.yaml reads data/shapes, "
+                             "so `python train.py fit --config configs/toy.yaml` finds them)")
     parser.add_argument("--train-samples", type=int, default=32000,
                         help="training images to render (read with resampling)")
     parser.add_argument("--config", default="configs/toy.yaml")
@@ -90,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.time()
     out = args.out.resolve()
-    data = out / "data"
+    data = args.data.resolve()
     print(f"== data: rendering {args.train_samples} training images into {data}")
     patterns = write_dataset(data, args.train_samples, 512)
     lm_dir = (args.lm or SHAPES_LM_DIR).resolve()
@@ -108,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
          *(["--max-queries", str(args.eval_queries)] if args.eval_queries else [])], "evaluation")
 
     results = json.loads((out / "eval" / "results.json").read_text())
-    print(f"\nshapes world, every number measured in this run ({time.time() - start:.0f} s)")
+    print(f"\nshapes world, every number measured in this run ({time.time() - start:.0f} s; "
+          f"{DEMO_THREADS} torch thread(s) on any machine, so its core count does not change them)")
     print(f"{'score':<48} {'measured':>9} {'target':>8}")
     for label, key, name, target, higher in TARGETS:
         value = score(results, label, key)
@@ -124,4 +146,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ndemo interrupted", file=sys.stderr)
+        sys.exit(130)

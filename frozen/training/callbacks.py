@@ -6,6 +6,7 @@
                       N steps when asked; any checkpoint converts with frozen.training.export)
     Throughput        image-caption pairs per second and MFU (frozen.training.mfu), on the
                       progress bar
+    CpuThreads        torch threads that fit the cores beside the data workers (CPU runs)
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import lightning.pytorch as pl
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
+
+from frozen.threads import set_cpu_threads
 
 from .export import save_inference_folder
 from .mfu import StepFlops, mfu, peak_bf16_flops
@@ -163,3 +166,18 @@ class Throughput(Callback):
                 self._mfu = self._smooth(self._mfu, mfu(flops, seconds, self._peak))
                 pl_module.log("train/mfu", self._mfu, prog_bar=True, batch_size=size)
         self._last = now
+
+
+class CpuThreads(Callback):
+    """On CPU, run as many torch threads as the cores left by this run's other processes and
+    data workers allow (frozen.threads): oversubscribed cores slow every step many times over
+    once another process is busy. An OMP_NUM_THREADS given by the user wins."""
+
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        if trainer.strategy.root_device.type != "cpu":
+            return
+        hparams = getattr(trainer.datamodule, "hparams", None) or {}
+        workers = int(hparams.get("num_workers", 0) or 0)
+        threads = set_cpu_threads(data_workers=workers, processes=trainer.num_devices)
+        rank_zero_info(f"CPU threads: {threads} per process ({trainer.num_devices} process(es), "
+                       f"{workers} data worker(s) each)")

@@ -56,6 +56,12 @@ class CaptionData(pl.LightningDataModule):
         self.val_urls = expand_shards(val_shards) if val_shards else None
         self.model = None
 
+    def prepare_data(self) -> None:
+        """No training shard at all: stop before the run writes anything (logs, checkpoints)."""
+        if self.train_urls and len(missing_local_shards(self.train_urls)) == len(self.train_urls):
+            raise DataError(f"none of the {len(self.train_urls)} train shards exist (first: "
+                            f"{self.train_urls[0]!r})")
+
     def setup(self, stage: str) -> None:
         self.model = self.trainer.lightning_module.model
         for name, urls in (("train", self.train_urls), ("val", self.val_urls),

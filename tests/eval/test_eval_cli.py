@@ -92,3 +92,21 @@ def test_list_tasks(capsys):
     for name in ("coco", "flickr30k", "vqav2", "okvqa", "miniimagenet", "shapes-caption", "shapes-heldout",
                  "shapes-style", "shapes-instruction", "shapes-binding"):
         assert name in listed
+
+
+def test_without_out_a_missing_model_is_named_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fails(capsys, ["--model", "runs/nope", "--task", "shapes-caption", "--no-progress"],
+          "model folder not found: 'runs/nope'")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_out_outputs_go_beside_the_model(frozen_model_dir, tmp_path, capsys):
+    model = tmp_path / "run" / "inference"
+    import shutil
+
+    shutil.copytree(frozen_model_dir, model)
+    assert main(["--model", str(model), "--task", "shapes-caption", "--max-queries", "2",
+                 "--trials", "1", "--shots", "0", "--no-progress"]) == 0
+    assert (tmp_path / "run" / "eval" / "shapes-caption" / "results.json").is_file()
+    assert "outputs in " + str(tmp_path / "run" / "eval" / "shapes-caption") in capsys.readouterr().out

@@ -61,8 +61,45 @@ def test_report_html_holds_tables_plots_and_thumbnails(report_dir):
     html = (report_dir / "report.html").read_text()
     assert html.count('<table class="scores">') == 3
     assert html.count("<svg") == 3
-    assert html.count("data:image/jpeg;base64,") == 3 * 3
+    # 3 example queries per task, and for the binding task each one's prompt: 2 named
+    # demonstrations (1 shot, 2 ways) and the query.
+    assert html.count("data:image/jpeg;base64,") == 3 * 3 + 3 * 3
     assert "blind: every image black" in html
+
+
+def test_report_starts_with_a_summary_of_every_task(report_dir):
+    html = (report_dir / "report.html").read_text()
+    summary = html.split('<table class="summary">', 1)[1].split("</table>", 1)[0]
+    assert html.index('<table class="summary">') < html.index("<section")
+    for label, shots in (("shapes-caption", "012"), ("shapes-style", "12"), ("miniimagenet-blind", "12")):
+        assert [row.split("</td><td>", 2)[1] for row in summary.split("<tr>")[2:]
+                if f'href="#{label}"' in row] == list(shots)
+    assert "exact_match" in summary and "accuracy" in summary
+
+
+def test_score_tables_are_as_wide_as_the_shot_counts(report_dir):
+    html = (report_dir / "report.html").read_text()
+    style = html.split('<section id="shapes-style">', 1)[1].split('<table class="scores">', 1)[1]
+    header = style.split("</tr>", 1)[0]
+    assert header.count("<th") == 1 + 2                 # metric, 1-shot, 2-shot
+    assert "<th class=\"text\">exact_match[pirate]</th>" in style.split("</table>", 1)[0]
+
+
+def test_binding_examples_show_the_named_demonstrations(report_dir):
+    html = (report_dir / "report.html").read_text()
+    binding = html.split('<section id="miniimagenet-blind">', 1)[1]
+    examples = binding.split('<table class="examples">', 1)[1].split("</table>", 1)[0]
+    assert "the demonstrations define the names" in examples
+    first_prompt = examples.split('<div class="prompt">', 1)[1].split("</div>", 1)[0]
+    assert first_prompt.count("<img") == 3 and first_prompt.count("This is a") == 3
+
+
+def test_no_plot_for_a_single_shot_count(tmp_path, fake_model):
+    config = {"model": "fake", "out": str(tmp_path / "out"), "progress": False, "trials": 2,
+              "max_queries": 3, "tasks": [{"task": "shapes-caption", "shots": [0]}]}
+    run(build(config, {}), model=fake_model(lambda prompt: "a big red circle on the left"))
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<svg" not in html and html.count('<table class="scores">') == 1
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
@@ -88,4 +125,4 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     assert marker in result.stdout, result.stderr[-2000:]
     raw = result.stdout.split(marker, 1)[1].split('"', 1)[0]
     check = json.loads(raw.replace("&quot;", '"'))
-    assert check == {"images": 9, "decoded": 9, "plots": 3, "drawn": 3, "tables": 3}
+    assert check == {"images": 18, "decoded": 18, "plots": 3, "drawn": 3, "tables": 3}
