@@ -29,6 +29,7 @@ NOT_HERE = {
     r"--lm gpt2|--lm path/to|meta-llama|llama2-7b|mistral-7b|gptj-6b": "a hub LM or a 7B model",
     r"^sbatch": "a SLURM cluster",
     r"frozen\.data\.resize \"/data/cc3m": "CC3M shards",
+    r"frozen\.data\.obelics \"obelics/": "OBELICS parquet files",
 }
 # Eval commands that need a real data set: they must fail for that data alone (exit 2).
 NEEDS_DATA = r"--task coco|configs/eval/coco\.yaml"
@@ -42,6 +43,7 @@ SHORTER = [
     (r"train\.py fit --config configs/toy\.yaml", ["--trainer.max_steps", "2", "--data.batch_size", "2",
                                                    "--data.num_workers", "0"]),
     (r"frozen\.toy\.shards", ["--train", "16", "--val", "8"]),
+    (r"frozen\.toy\.documents", ["--docs", "8", "--per-shard", "2"]),
     (r"frozen\.toy\.check_lm", ["--queries", "2"]),
     (r"^python -m eval --config configs/eval/shapes", ["--max-queries", "1", "--trials", "1", "--no-progress"]),
     (r"^python -m eval", ["--no-progress"]),
@@ -128,6 +130,9 @@ def run_command(argv: list[str], stdin: str | None, capsys) -> tuple[int, str]:
         code = main(argv[3:])
     elif argv[:3] == ["python", "-m", "frozen.toy.shards"]:
         from frozen.toy.shards import main
+        code = main(argv[3:]) or 0
+    elif argv[:3] == ["python", "-m", "frozen.toy.documents"]:
+        from frozen.toy.documents import main
         code = main(argv[3:]) or 0
     elif argv[:3] == ["python", "-m", "frozen.toy.check_lm"]:
         from frozen.toy.check_lm import main
