@@ -40,6 +40,11 @@ TARGETS = [
 ]
 
 
+# How the shipped LM continues the base build (frozen/toy/assets/shapes-lm/README.md).
+SHIPPED_LM_CONTINUATION = ["--seed", "1", "--steps", "400", "--learning-rate", "1e-3",
+                           "--warmup-steps", "20", "--shuffle-standins", "--standin-mix", "0.5"]
+
+
 def digest(folder: Path) -> str:
     """sha256 over the LM folder's weight files."""
     sha = hashlib.sha256()
@@ -98,7 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     patterns = write_dataset(data, args.train_samples, 512)
     lm_dir = (args.lm or SHAPES_LM_DIR).resolve()
     if not (lm_dir / "config.json").is_file():
-        run([sys.executable, "-m", "frozen.toy.build_lm", "--out", str(lm_dir)], "LM build")
+        base = lm_dir.with_name(lm_dir.name + "-base")
+        run([sys.executable, "-m", "frozen.toy.build_lm", "--out", str(base)], "LM build, base")
+        run([sys.executable, "-m", "frozen.toy.build_lm", "--out", str(lm_dir), "--init-from", str(base),
+             *SHIPPED_LM_CONTINUATION], "LM build, continued with shuffled, mixed stand-ins")
     before = digest(lm_dir)
 
     run([sys.executable, "train.py", "fit", "--config", args.config,
