@@ -12,7 +12,10 @@ large standard deviation (0.1): with tied, small-init embeddings interchangeable
 (left / right) collapse to one vector and cannot be copied from context. With
 ``standin_noise`` > 0 the stand-in input embeddings get Gaussian noise during pretraining,
 so the model also reads slightly-off vectors in their place (what a learned visual prefix
-gives it).
+gives it). With ``standin_mix`` > 0 that fraction of stand-ins is read mixed with random tokens
+of the whole vocabulary, and ``--shuffle-standins`` writes each image's stand-ins in a random
+order; ``--init-from`` continues an existing LM folder. The shipped LM is the base build
+continued this way (its README.md gives both commands).
 """
 
 from __future__ import annotations
