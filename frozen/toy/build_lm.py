@@ -12,7 +12,10 @@ large standard deviation (0.1): with tied, small-init embeddings interchangeable
 (left / right) collapse to one vector and cannot be copied from context. With
 ``standin_noise`` > 0 the stand-in input embeddings get Gaussian noise during pretraining,
 so the model also reads slightly-off vectors in their place (what a learned visual prefix
-gives it).
+gives it). With ``standin_mix`` > 0 that fraction of stand-ins is read mixed with random tokens
+of the whole vocabulary, and ``--shuffle-standins`` writes each image's stand-ins in a random
+order; ``--init-from`` continues an existing LM folder. The shipped LM is the base build
+continued this way (its README.md gives both commands).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class LMRecipe:
     weight_decay: float = 0.01
     pool_batches: int = 16  # batches drawn at once and bucketed by length
     standin_noise: float = 0.0  # std of Gaussian noise added to stand-in input embeddings
+    standin_mix: float = 0.0  # fraction of stand-ins read as a mixture with random tokens
 
 
 def build_model(recipe: LMRecipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
@@ -133,6 +137,24 @@ def learning_rate(step: int, recipe: LMRecipe) -> float:
     return recipe.learning_rate * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
 
 
+def mixed_standins(embeds: torch.Tensor, is_standin: torch.Tensor, vocabulary: torch.Tensor,
+                   fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace ``fraction`` of the stand-ins by w e + (1 - w) m: their own embedding e, weight w
+    uniform in [0.1, 1], mixed with m, a random peaked mixture of the whole vocabulary (V, D).
+
+    A learned visual prefix starts as such a mixture (a soft-token head over the whole
+    vocabulary begins near uniform); an LM that reads an image's stand-in inside the mixture
+    gives that head a gradient towards the right tokens from its first step."""
+    shape = embeds.shape[:-1]                                               # (B, T)
+    chosen = is_standin.squeeze(-1) & (torch.rand(shape, generator=generator) < fraction)
+    logits = torch.randn(int(chosen.sum()), vocabulary.shape[0], generator=generator) * 3
+    others = logits.softmax(-1) @ vocabulary                                # (M, D)
+    weight = 0.1 + 0.9 * torch.rand(int(chosen.sum()), 1, generator=generator)
+    embeds = embeds.clone()
+    embeds[chosen] = weight * embeds[chosen] + (1 - weight) * others
+    return embeds
+
+
 def pretrain(
     model: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
@@ -159,10 +181,13 @@ def pretrain(
     for step in bar:
         batch = encoder.batch(next(batches))
         embeds = model.get_input_embeddings()(batch["input_ids"])  # (B, T, D)
+        is_standin = torch.isin(batch["input_ids"], standin_ids).unsqueeze(-1)  # (B, T, 1)
         if recipe.standin_noise > 0:
-            is_standin = torch.isin(batch["input_ids"], standin_ids).unsqueeze(-1)  # (B, T, 1)
             noise = torch.randn(embeds.shape, generator=generator) * recipe.standin_noise
             embeds = embeds + noise * is_standin
+        if recipe.standin_mix > 0:
+            embeds = mixed_standins(embeds, is_standin, model.get_input_embeddings().weight,
+                                    recipe.standin_mix, generator)
         out = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, recipe)
@@ -200,12 +225,20 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
 
 
 def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMix = CorpusMix(),
-          progress: bool = True) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[float]]:
-    """Tokenizer + pretraining with ``seed``; saves the model folder to ``out``."""
+          progress: bool = True, init_from: Path | None = None
+          ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[float]]:
+    """Tokenizer + pretraining with ``seed`` (from scratch, or continuing the LM folder
+    ``init_from``); saves the model folder to ``out``."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     tokenizer = train_tokenizer(vocabulary_texts())
-    model = build_model(recipe, tokenizer)
+    if init_from is None:
+        model = build_model(recipe, tokenizer)
+    else:
+        model = LlamaForCausalLM.from_pretrained(init_from)
+        if model.config.vocab_size != len(tokenizer):
+            raise ValueError(f"--init-from {init_from}: its vocabulary ({model.config.vocab_size}) "
+                             f"is not the shapes-world tokenizer's ({len(tokenizer)})")
     losses = pretrain(model, tokenizer, recipe, seed, mix, progress)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
@@ -226,12 +259,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=LMRecipe.steps)
     parser.add_argument("--standin-noise", type=float, default=LMRecipe.standin_noise,
                         help="std of Gaussian noise on stand-in input embeddings in pretraining")
+    parser.add_argument("--shuffle-standins", action="store_true",
+                        help="write each image's stand-ins in a random order")
+    parser.add_argument("--standin-mix", type=float, default=LMRecipe.standin_mix,
+                        help="fraction of stand-ins read mixed with random tokens in pretraining")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="continue pretraining this shapes-world LM folder instead of a new model")
+    parser.add_argument("--learning-rate", type=float, default=LMRecipe.learning_rate)
+    parser.add_argument("--warmup-steps", type=int, default=LMRecipe.warmup_steps)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise)
+    recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise, standin_mix=args.standin_mix,
+                      learning_rate=args.learning_rate, warmup_steps=min(args.warmup_steps, args.steps))
     start = time.perf_counter()
-    model, tokenizer, _ = build(args.out, args.seed, recipe)
+    model, tokenizer, _ = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins),
+                               init_from=args.init_from)
     seconds = time.perf_counter() - start
     command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads)

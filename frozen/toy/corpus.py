@@ -20,6 +20,7 @@ after a fast-binding phrase. Held-out color-shape pairs appear like every other 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from frozen.toy.render import ALL_ATTRIBUTES, SHAPES, Attributes, as_rng, sample
 from frozen.toy.standins import standin
 
 IMAGE, CONTEXT, TARGET = "image", "context", "target"
+STANDIN_PATTERN = re.compile(r"<\|[^|]+\|>")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class CorpusMix:
     max_instruction_shots: int = 4
     binding_ways: tuple[int, ...] = (2, 2, 3, 4)  # drawn uniformly
     max_binding_recalls: int = 2  # recalls per fast-binding document, drawn from 1..max
+    shuffle_standins: bool = False  # write each image's stand-ins in a random order
     kinds: tuple[str, ...] = field(
         default=("caption", "style", "instruction", "binding", "shape_question"), init=False
     )
@@ -169,11 +172,25 @@ def sample_document(rng: np.random.Generator, mix: CorpusMix = CorpusMix()) -> D
     return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_recalls + 1)))
 
 
+def shuffled_standins(document: Document, rng: np.random.Generator) -> Document:
+    """``document`` with the stand-in tokens of each image in a random order: an image is then
+    a set of tokens, so any prefix slot may carry any attribute."""
+    shuffled = []
+    for segment in document:
+        if segment.role == IMAGE:
+            tokens = STANDIN_PATTERN.findall(segment.text)
+            segment = Segment("".join(tokens[i] for i in rng.permutation(len(tokens))), IMAGE)
+        shuffled.append(segment)
+    return shuffled
+
+
 def documents(seed: int, mix: CorpusMix = CorpusMix()) -> Iterator[Document]:
     """The endless, deterministic stream of documents of corpus ``seed``."""
     rng = as_rng(seed)
+    order_rng = as_rng(seed + 1_000_003)        # its own stream: the documents stay the same
     while True:
-        yield sample_document(rng, mix)
+        document = sample_document(rng, mix)
+        yield shuffled_standins(document, order_rng) if mix.shuffle_standins else document
 
 
 def document_text(document: Document) -> str:

@@ -23,3 +23,17 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+
+
+def test_mixed_standins_change_only_the_chosen_standins():
+    from frozen.toy.build_lm import mixed_standins
+
+    generator = torch.Generator().manual_seed(0)
+    embeds = torch.randn(4, 50, 8)                                          # (B, T, D)
+    is_standin = (torch.arange(50) % 5 == 0).expand(4, 50).unsqueeze(-1)    # (B, T, 1)
+    vocabulary = torch.randn(30, 8)                                         # (V, D)
+    mixed = mixed_standins(embeds, is_standin, vocabulary, 0.5, generator)
+    changed = (mixed != embeds).any(-1)                                     # (B, T)
+    assert not changed[~is_standin.squeeze(-1)].any()
+    assert 0.2 < changed[is_standin.squeeze(-1)].float().mean() < 0.8
+    assert torch.equal(mixed_standins(embeds, is_standin, vocabulary, 0.0, generator), embeds)

@@ -90,3 +90,18 @@ def test_segment_tokenization_equals_prompt_tokenization(corpus, shapes_tokenize
         whole = shapes_tokenizer(document_text(document))["input_ids"] + [shapes_tokenizer.eos_token_id]
         assert ids == whole
         assert len(loss) == len(ids) and loss[-1] and not loss[0]
+
+
+def test_shuffled_standins_keep_each_image_and_every_other_segment(corpus):
+    shuffled = list(itertools.islice(documents(0, CorpusMix(shuffle_standins=True)), 3000))
+    reordered = 0
+    for plain, mixed in zip(corpus, shuffled):
+        assert [s.role for s in plain] == [s.role for s in mixed]
+        for a, b in zip(plain, mixed):
+            if a.role == IMAGE:
+                assert sorted(a.text.replace(">", "> ").split()) \
+                    == sorted(b.text.replace(">", "> ").split())
+                reordered += a.text != b.text
+            else:
+                assert a == b
+    assert reordered > 1000

@@ -19,7 +19,7 @@ from frozen.toy.shards import write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANCE = 100 / 80            # exact match by guessing one of the 80 captions, in percent
-STEPS = 200
+STEPS = 400
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,7 @@ LARGE = {
 
 
 def test_every_config_is_covered():
-    assert {p.name for p in CONFIGS} == {"toy.yaml", "toy-linear.yaml", *LARGE}
+    assert {p.name for p in CONFIGS} == {"toy.yaml", "toy-linear.yaml", "toy-perslot.yaml", *LARGE}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -69,13 +69,22 @@ def toy_overrides(tiny_lm, shards_, root) -> list[str]:
             "--data.val_shards", shards_, "--trainer.default_root_dir", str(root)]
 
 
-def test_toy_config_builds_per_slot_soft_tokens(good_shards, tmp_path):
+def test_toy_config_builds_a_head_told_nothing_of_the_world(good_shards, tmp_path):
     from frozen.toy import SHAPES_LM_DIR
-    from frozen.toy.standins import SLOT_VALUES, SLOTS, standin_token
 
     cli = build(ROOT / "configs" / "toy.yaml", *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
     model = cli.model.model
     assert cli.datamodule.train_urls == sorted(cli.datamodule.train_urls)
+    assert model.config.prefix_vocabulary is None and model.prefix_vocabulary_ids is None
+
+
+def test_perslot_toy_config_builds_per_slot_soft_tokens(good_shards, tmp_path):
+    from frozen.toy import SHAPES_LM_DIR
+    from frozen.toy.standins import SLOT_VALUES, SLOTS, standin_token
+
+    cli = build(ROOT / "configs" / "toy-perslot.yaml",
+                *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
+    model = cli.model.model
     assert model.config.prefix_head == "vocabulary" and model.config.prefix_anneal == 100
     # Slot i mixes only the stand-ins of the i-th attribute, in the LM's stand-in order.
     assert model.config.prefix_vocabulary == [[standin_token(v) for v in SLOT_VALUES[slot]]
