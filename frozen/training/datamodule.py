@@ -2,20 +2,27 @@
 
 The model's `image_transform` and `collate` come from the LightningModule at setup, so images
 are decoded, padded and resized, and prompts tokenized, inside the data-loader workers.
+
+Data-loader workers start from a forkserver (a clean single-threaded process that has imported
+the data pipeline once), not by forking the training process: forking a process that already
+runs threads (gloo, tokenizers, OpenMP) can deadlock the child at start, and a rank whose
+worker hangs leaves every other rank waiting in a collective. Spawning each worker is as safe
+but imports torch and transformers anew every time (seconds per worker). A worker that gives
+no batch for `worker_timeout` seconds stops its rank with an error, which ends the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import logging
+import multiprocessing
 import os
 
 import lightning.pytorch as pl
 import torch
 
-from frozen.data import CaptionStream, DataError, Packer, expand_shards
-from frozen.data.shards import missing_local_shards
+from frozen.data import CaptionStream, Packer, expand_shards
+from frozen.data.shards import check_shards
 from frozen.images import MAX_PIXELS
 
 log = logging.getLogger("frozen.training")
@@ -24,8 +31,9 @@ log = logging.getLogger("frozen.training")
 class CaptionData(pl.LightningDataModule):
     """Training (and optional validation) batches from webdataset shards.
 
-    train_shards / val_shards: a path, brace pattern ('cc3m/{00000..00331}.tar'), any URL
-        webdataset opens ('pipe:aws s3 cp s3://b/{0..9}.tar -'), or a list of those.
+    train_shards / val_shards: a path, a folder (every *.tar in it, sorted), a shell glob
+        ('cc3m/*.tar'), a brace pattern ('cc3m/{00000..00331}.tar'), any URL webdataset opens
+        ('pipe:aws s3 cp s3://b/{0..9}.tar -'), or a list of those.
     batch_size: sequences per rank per step (global batch = batch_size x ranks x accumulation).
     epoch_samples: image-caption pairs per epoch over all ranks; sets a fixed number of batches
         per rank, so uneven or few shards never leave a rank waiting.
@@ -38,6 +46,10 @@ class CaptionData(pl.LightningDataModule):
     max_image_pixels: larger images are skipped as decompression bombs (PIL's own limit,
         about 89 M pixels, is the most this can allow).
     log_interval: seconds between skip warnings of one worker.
+    worker_start: how data-loader workers start: "forkserver" (default), "spawn", or "fork"
+        (fastest, but can deadlock in a process that already runs threads).
+    worker_timeout: seconds a rank waits for a batch from its workers before stopping with an
+        error (0: forever).
     """
 
     def __init__(self, train_shards: str | list[str], val_shards: str | list[str] | None = None,
@@ -45,22 +57,24 @@ class CaptionData(pl.LightningDataModule):
                  val_batch_size: int | None = None, resampled: bool = True,
                  shuffle_buffer: int = 1000, pack_pairs: int = 1, pack_max_tokens: int | None = None,
                  num_workers: int = 4, seed: int = 0, max_image_pixels: int = MAX_PIXELS,
-                 log_interval: float = 60.0):
+                 log_interval: float = 60.0, worker_start: str = "forkserver",
+                 worker_timeout: float = 600.0):
         super().__init__()
         self.save_hyperparameters()
+        if worker_start not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"data.worker_start {worker_start!r} is not one of "
+                             f"{multiprocessing.get_all_start_methods()} on this system")
         self.train_urls = expand_shards(train_shards)
         self.val_urls = expand_shards(val_shards) if val_shards else None
+        for name, urls in (("train", self.train_urls), ("val", self.val_urls or [])):
+            missing = check_shards(urls, name)
+            if missing:
+                log.warning("%d of %d %s shards do not exist and will be skipped (first: %s)",
+                            len(missing), len(urls), name, missing[0])
         self.model = None
 
     def setup(self, stage: str) -> None:
         self.model = self.trainer.lightning_module.model
-        for name, urls in (("train", self.train_urls), ("val", self.val_urls)):
-            missing = missing_local_shards(urls or [])
-            if urls and len(missing) == len(urls):
-                raise DataError(f"none of the {len(urls)} {name} shards exist (first: {urls[0]!r})")
-            if missing:
-                log.warning("%d of %d %s shards do not exist and will be skipped (first: %s)",
-                            len(missing), len(urls), name, missing[0])
         if self.hparams.num_workers > 0:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -80,10 +94,15 @@ class CaptionData(pl.LightningDataModule):
             log_interval=hp.log_interval, name="train" if training else "val")
 
     def _loader(self, stream: CaptionStream) -> torch.utils.data.DataLoader:
-        workers = self.hparams.num_workers
+        hp = self.hparams
+        workers = {}
+        if hp.num_workers > 0:
+            workers = {"num_workers": hp.num_workers, "persistent_workers": True,
+                       "multiprocessing_context": worker_context(hp.worker_start, stream),
+                       "timeout": hp.worker_timeout}
         return torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-            pin_memory=self.trainer.strategy.root_device.type == "cuda")
+            stream, batch_size=None, pin_memory=self.trainer.strategy.root_device.type == "cuda",
+            **workers)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         return batch.to(device)
@@ -98,3 +117,14 @@ class CaptionData(pl.LightningDataModule):
         hp = self.hparams
         return self._loader(self._stream(self.val_urls, hp.val_batch_size or hp.batch_size,
                                          hp.val_samples, False))
+
+
+def worker_context(method: str, stream: CaptionStream):
+    """The multiprocessing context data-loader workers start from. A forkserver first imports
+    what unpickling the stream needs (once per training process), so each worker starts in
+    well under a second; the first start pays the imports."""
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["__main__", "torch", "transformers", type(stream).__module__,
+                                        type(stream.collate).__module__])
+    return context
