@@ -98,7 +98,7 @@ class CaptionData(pl.LightningDataModule):
         workers = {}
         if hp.num_workers > 0:
             workers = {"num_workers": hp.num_workers, "persistent_workers": True,
-                       "multiprocessing_context": worker_context(hp.worker_start, stream),
+                       "multiprocessing_context": worker_context(hp.worker_start),
                        "timeout": hp.worker_timeout}
         return torch.utils.data.DataLoader(
             stream, batch_size=None, pin_memory=self.trainer.strategy.root_device.type == "cuda",
@@ -119,12 +119,13 @@ class CaptionData(pl.LightningDataModule):
                                          hp.val_samples, False))
 
 
-def worker_context(method: str, stream: CaptionStream):
-    """The multiprocessing context data-loader workers start from. A forkserver first imports
-    what unpickling the stream needs (once per training process), so each worker starts in
-    well under a second; the first start pays the imports."""
+def worker_context(method: str):
+    """The multiprocessing context data-loader workers start from. The forkserver imports the
+    large third-party libraries once per training process, so each worker starts in well
+    under a second (the first start pays the imports). The project's own modules are imported
+    by each worker, with the training process's sys.path (Python 3.11's forkserver ignores it)."""
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["__main__", "torch", "transformers", type(stream).__module__,
-                                        type(stream.collate).__module__])
+        context.set_forkserver_preload(["torch", "numpy", "PIL.Image", "transformers",
+                                        "lightning.pytorch"])
     return context
