@@ -66,15 +66,15 @@ class CaptionData(pl.LightningDataModule):
                              f"{multiprocessing.get_all_start_methods()} on this system")
         self.train_urls = expand_shards(train_shards)
         self.val_urls = expand_shards(val_shards) if val_shards else None
+        self.model = None
+
+    def setup(self, stage: str) -> None:
+        self.model = self.trainer.lightning_module.model
         for name, urls in (("train", self.train_urls), ("val", self.val_urls or [])):
             missing = check_shards(urls, name)
             if missing:
                 log.warning("%d of %d %s shards do not exist and will be skipped (first: %s)",
                             len(missing), len(urls), name, missing[0])
-        self.model = None
-
-    def setup(self, stage: str) -> None:
-        self.model = self.trainer.lightning_module.model
         if self.hparams.num_workers > 0:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
