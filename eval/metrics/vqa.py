@@ -1,11 +1,14 @@
 """VQA accuracy, as the official VQA evaluation (vqaEval.py) computes it.
 
 An answer is correct for a subset of 9 of the 10 human answers when at least 3 of them match
-it: accuracy = mean over the 10 leave-one-out subsets of min(#matches / 3, 1). Answers are
-compared lower-cased after the official normalisation (punctuation, number words to digits,
-articles dropped, contractions restored). As in the official code, the normalisation is
-applied only when the human answers are not all identical; this quirk is kept so that scores
-match the literature.
+it: accuracy = mean over the 10 leave-one-out subsets of min(#matches / 3, 1). Exactly as in
+the official code (GT-Vision-Lab/VQA, PythonEvaluationTools/vqaEvaluation/vqaEval.py):
+newlines and tabs become spaces and both ends are stripped; then, only when the human answers
+are not all identical, the prediction and every human answer go through the official
+normalisation (punctuation, lower-casing, number words to digits, articles dropped,
+contractions restored). When all humans gave the same answer, the prediction must equal it
+character for character: 'Yes' scores 0 against ten 'yes'. Clean-up of model output (such as
+lower-casing) belongs to the task's prediction post-processing, not here.
 """
 
 from __future__ import annotations
@@ -74,23 +77,26 @@ def normalize_digits_articles(text: str) -> str:
 
 
 def normalize_answer(text: str) -> str:
-    """The official normalisation of one answer."""
-    text = text.replace("\n", " ").replace("\t", " ").strip()
-    return normalize_digits_articles(normalize_punctuation(text))
+    """The official normalisation of one answer (applied only when the humans disagree)."""
+    return normalize_digits_articles(normalize_punctuation(_clean(text)))
+
+
+def _clean(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").strip()
 
 
 def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """Accuracy in [0, 1] of one prediction against the human answers (10 in VQAv2 / OK-VQA)."""
+    """Accuracy in [0, 1] of one prediction against the human answers (10 in VQAv2 / OK-VQA),
+    the official computation step for step (see the module docstring)."""
     if not answers:
         raise ValueError("a VQA question needs at least one human answer")
-    gts = [a.replace("\n", " ").replace("\t", " ").strip() for a in answers]
-    pred = prediction.replace("\n", " ").replace("\t", " ").strip()
+    gts = [_clean(a) for a in answers]
+    pred = _clean(prediction)
     if len(set(gts)) > 1:
         gts = [normalize_digits_articles(normalize_punctuation(a)) for a in gts]
         pred = normalize_digits_articles(normalize_punctuation(pred))
-    pred = pred.lower()
     scores = []
-    for left_out in range(len(gts)):
-        matches = sum(1 for j, a in enumerate(gts) if j != left_out and a.lower() == pred)
+    for left_out in range(len(gts)):    # the official code leaves out one answer record each time
+        matches = sum(1 for j, a in enumerate(gts) if j != left_out and a == pred)
         scores.append(min(1.0, matches / 3.0))
     return sum(scores) / len(scores)

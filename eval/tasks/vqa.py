@@ -5,12 +5,20 @@ of the val split (queries), and the COCO image folders. An image is found by
 `options.image_name`, by default COCO_{data_subtype}_{image_id:012d}.jpg, where data_subtype
 comes from the question file ("train2014", "val2014"). A demonstration answers with the
 annotation's multiple_choice_answer (the most frequent human answer).
+
+Scoring is the official VQA accuracy, unchanged. Before it, the model's answer goes through the
+task's prediction post-processing, named by `options.postprocess` and recorded in results.json
+(in the task's settings and notes; each record keeps the raw `output` beside the scored
+`prediction`):
+    lowercase   (default) lower-case the answer: the human answers are lower-case, and the
+                official code compares them as they are when all humans agree ('Yes' scores 0)
+    none        score the answer exactly as generated (cut at the stop strings, stripped)
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from eval.errors import EvalError
 from eval.metrics.match import mean_by_group
@@ -19,6 +27,10 @@ from eval.queries import Example, ImageRef, Record
 from eval.tasks.base import field_of, read_json, require_dir, require_file
 from eval.tasks.fewshot import FewShotTask
 from eval.tasks.registry import register
+
+
+# Named clean-ups of a generated answer, applied before scoring (options.postprocess).
+POSTPROCESS: dict[str, Callable[[str], str]] = {"lowercase": str.lower, "none": lambda text: text}
 
 
 @register
@@ -31,7 +43,7 @@ class VQAv2(FewShotTask):
         "stop": ["\n", "Question", "Answer", "Short"],
         "decoding": {"max_new_tokens": 5},
     }
-    option_defaults = {"image_name": "COCO_{data_subtype}_{image_id:012d}.jpg"}
+    option_defaults = {"image_name": "COCO_{data_subtype}_{image_id:012d}.jpg", "postprocess": "lowercase"}
     data_files = {
         "train_questions": "v2_OpenEnded_mscoco_train2014_questions.json",
         "train_annotations": "v2_mscoco_train2014_annotations.json",
@@ -41,6 +53,19 @@ class VQAv2(FewShotTask):
         "test_images": "val2014",
     }
     answer_field = "answer"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        name = self.options["postprocess"]
+        if name not in POSTPROCESS:
+            raise EvalError(f"task {self.name}: options.postprocess {name!r} is not one of "
+                            f"{sorted(POSTPROCESS)}")
+        self.postprocess = POSTPROCESS[name]
+        self.notes.append(f"predictions post-processed before scoring: {name} (options.postprocess)")
+
+    def read(self, output: str) -> str:
+        """The answer cut at the stop strings, then the named post-processing."""
+        return self.postprocess(super().read(output))
 
     def load_split(self, split: str) -> list[Example]:
         prefix = "test" if split == "test" else "train"

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from ..images import ImageError, load_image, scale_longer_side
 from .decode import IMAGE_KEYS
 from .shards import expand_shards
+from .skips import DataError
 
 SAMPLE_FIELDS = ("__key__", "__url__", "__local_path__")
 
@@ -73,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.size < 8:
         parser.error(f"--size must be at least 8 pixels, got {args.size}")
-    urls = expand_shards(args.shards)
+    try:
+        urls = expand_shards(args.shards)
+    except DataError as err:
+        parser.error(str(err))
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
         parser.error(f"{len(missing)} of {len(urls)} shards do not exist (first: {missing[0]})")

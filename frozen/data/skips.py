@@ -1,6 +1,10 @@
 """Bad samples: the kinds a data stream skips, per-worker counting with rate-limited logs,
 and the run-wide tally that the training loop keeps and reports.
 
+Every bad case has exactly one kind (SKIP_KINDS); `decode` decides the kinds of a sample,
+`shards` the kinds of a shard. One event is one count: a bad sample, or a bad shard each time
+a stream tries to read it (a truncated tar counts once, and the sample it cut is lost with it).
+
 A worker never stops on a bad sample and never sleeps: it counts the sample under its kind,
 logs the first of each kind and then at most one summary line per `log_interval` seconds.
 Counts leave the worker inside the batches it yields (`SkipCounter.take`), so the main
@@ -19,20 +23,26 @@ log = logging.getLogger("frozen.data")
 
 # What a stream can skip. The order fixes the layout of tally vectors: [good, *SKIP_KINDS].
 SKIP_KINDS = (
-    "corrupt_image",       # not a decodable image
-    "truncated_image",     # image data ends early
-    "decompression_bomb",  # more pixels than the decode limit
-    "missing_image",       # no jpg / jpeg / png / webp member
-    "missing_caption",     # no txt member
-    "empty_caption",       # txt member empty or whitespace
-    "truncated_tar",       # shard ends mid-member: the rest of the shard is lost
-    "unreadable_shard",    # shard cannot be opened (missing file, failed pipe or URL)
+    "corrupt_image",        # complete image data that does not decode (not an image, damaged)
+    "truncated_image",      # JPEG / PNG / WebP data cut short anywhere, header included; empty
+    "decompression_bomb",   # more pixels than the decode limit (oversized or a bomb)
+    "missing_image",        # no jpg / jpeg / png / webp member
+    "missing_caption",      # no txt member
+    "empty_caption",        # txt member empty or whitespace only
+    "undecodable_caption",  # txt member not valid UTF-8 (skipped, never repaired)
+    "truncated_tar",        # shard cut anywhere (in a member, in a header, at a member boundary:
+                            # no end-of-archive marker) or not a readable tar
+    "unreadable_shard",     # shard cannot be opened (failed pipe, URL or permission)
+    "missing_shard",        # local shard file does not exist
     # interleaved documents (frozen.data.documents)
-    "bad_document",        # no .json member, or its JSON is not in the MMC4 layout
-    "too_few_images",      # fewer usable images than the document rules' min_images
-    "too_many_images",     # more images than the document rules' max_images
+    "bad_document",         # no .json member, or its JSON is not in the MMC4 layout
+    "too_few_images",       # fewer usable images than the document rules' min_images
+    "too_many_images",      # more images than the document rules' max_images
 )
 TALLY_SIZE = 1 + len(SKIP_KINDS)
+# Tally layout of checkpoints written before the kinds were named in them.
+_LEGACY_KINDS = ("corrupt_image", "truncated_image", "decompression_bomb", "missing_image",
+                 "missing_caption", "empty_caption", "truncated_tar", "unreadable_shard")
 
 
 class DataError(RuntimeError):
@@ -138,8 +148,13 @@ class SkipTally:
                 + (f" ({format_counts(self.counts())})" if self.skipped else ""))
 
     def state_dict(self) -> dict:
-        return {"vector": self.vector.clone()}
+        return {"vector": self.vector.clone(), "kinds": list(SKIP_KINDS)}
 
     def load_state_dict(self, state: dict) -> None:
-        vector = state["vector"].clone()       # older runs may know fewer kinds: pad with 0
-        self.vector = torch.cat([vector, self.vector.new_zeros(TALLY_SIZE - len(vector))])
+        """Counts by kind name, so checkpoints from before a kind was added still load."""
+        kinds = state.get("kinds", _LEGACY_KINDS)
+        self.vector = torch.zeros(TALLY_SIZE, dtype=torch.long)
+        self.vector[0] = state["vector"][0]
+        for kind, count in zip(kinds, state["vector"][1:].tolist()):
+            if kind in SKIP_KINDS:
+                self.vector[1 + SKIP_KINDS.index(kind)] = count

@@ -4,7 +4,11 @@ Per (rank, worker):  shards (resampled, or an exact split)  -> tar samples -> sh
 -> decode + preprocess (skipping bad samples) -> pack into prompts -> batch -> model.collate.
 
 Every rank yields exactly `batches` batches per epoch, whatever the number of shards or
-workers, so ranks never wait on each other at the end of an epoch. Each worker's stream is
+workers, so ranks never wait on each other at the end of an epoch. Tiny or uneven data never
+starves a worker: a worker whose exact share holds no sample (a 1-sample shard split among 4
+workers) reads every shard instead, and a worker that runs through its share starts it again,
+so it still yields its batches from the data that exists; only data with no usable pair at
+all stops the run (DataError). Each worker's stream is
 seeded from (seed, rank, worker, start step, pass), so runs are reproducible and a resumed run
 does not replay the data it already saw. Each batch carries the worker's good / skipped counts
 since its previous batch.
@@ -24,7 +28,7 @@ from frozen.prompts import PromptBatch
 
 from .decode import Pair, decode_pair
 from .packing import Packer
-from .shards import read_samples, shard_stream
+from .shards import read_samples, shard_passes
 from .skips import SampleSkipped, SkipCounter
 
 
@@ -115,15 +119,23 @@ class CaptionStream(torch.utils.data.IterableDataset):
 
     def _samples(self, slot: int, slots: int, rng: random.Random,
                  counter: SkipCounter) -> Iterator[dict]:
-        shards = shard_stream(self.urls, slot, slots, self.resampled, rng,
+        """Raw samples, endlessly: pass after pass over this worker's shards. In an exact split,
+        a whole pass without one sample switches to all shards, read whole in random order."""
+        passes = shard_passes(self.urls, slot, slots, self.resampled, rng,
                               shuffle=self.shuffle_buffer > 0)
-        for url, subset in shards:
-            found = False
-            for sample in read_samples(url, counter, subset):
-                found = True
-                yield sample
-            if not found:
-                counter.stalled()     # an empty or unreadable shard: no progress
+        fallback = False
+        while True:
+            shards = ([(url, (0, 1)) for url in rng.sample(self.urls, len(self.urls))]
+                      if fallback else next(passes))
+            found_any = False
+            for url, subset in shards:
+                found = False
+                for sample in read_samples(url, counter, subset):
+                    found = found_any = True
+                    yield sample
+                if not found and subset == (0, 1):
+                    counter.stalled()     # a whole shard without a sample: no progress
+            fallback = fallback or (not found_any and not self.resampled)
 
     def _pairs(self, samples: Iterator[dict], counter: SkipCounter) -> Iterator[Pair]:
         for sample in samples:

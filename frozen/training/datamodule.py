@@ -2,21 +2,28 @@
 
 The model's `image_transform` and `collate` come from the LightningModule at setup, so images
 are decoded, padded and resized, and prompts tokenized, inside the data-loader workers.
+
+Data-loader workers start from a forkserver (a clean single-threaded process that has imported
+the data pipeline once), not by forking the training process: forking a process that already
+runs threads (gloo, tokenizers, OpenMP) can deadlock the child at start, and a rank whose
+worker hangs leaves every other rank waiting in a collective. Spawning each worker is as safe
+but imports torch and transformers anew every time (seconds per worker). A worker that gives
+no batch for `worker_timeout` seconds stops its rank with an error, which ends the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
 import logging
+import multiprocessing
 import os
 
 import lightning.pytorch as pl
 import torch
 
-from frozen.data import CaptionStream, DataError, Packer, expand_shards
+from frozen.data import CaptionStream, Packer, expand_shards
 from frozen.data.mixing import DocumentData, mix_documents
-from frozen.data.shards import missing_local_shards
+from frozen.data.shards import check_shards
 from frozen.images import MAX_PIXELS
 
 log = logging.getLogger("frozen.training")
@@ -25,8 +32,9 @@ log = logging.getLogger("frozen.training")
 class CaptionData(pl.LightningDataModule):
     """Training (and optional validation) batches from webdataset shards.
 
-    train_shards / val_shards: a path, brace pattern ('cc3m/{00000..00331}.tar'), any URL
-        webdataset opens ('pipe:aws s3 cp s3://b/{0..9}.tar -'), or a list of those.
+    train_shards / val_shards: a path, a folder (every *.tar in it, sorted), a shell glob
+        ('cc3m/*.tar'), a brace pattern ('cc3m/{00000..00331}.tar'), any URL webdataset opens
+        ('pipe:aws s3 cp s3://b/{0..9}.tar -'), or a list of those.
     batch_size: sequences per rank per step (global batch = batch_size x ranks x accumulation).
     epoch_samples: image-caption pairs per epoch over all ranks; sets a fixed number of batches
         per rank, so uneven or few shards never leave a rank waiting.
@@ -40,6 +48,10 @@ class CaptionData(pl.LightningDataModule):
         about 89 M pixels, is the most this can allow).
     log_interval: seconds between skip warnings of one worker.
     documents: interleaved-document shards mixed into training (frozen.data.mixing.DocumentData).
+    worker_start: how data-loader workers start: "forkserver" (default), "spawn", or "fork"
+        (fastest, but can deadlock in a process that already runs threads).
+    worker_timeout: seconds a rank waits for a batch from its workers before stopping with an
+        error (0: forever).
     """
 
     def __init__(self, train_shards: str | list[str], val_shards: str | list[str] | None = None,
@@ -47,9 +59,13 @@ class CaptionData(pl.LightningDataModule):
                  val_batch_size: int | None = None, resampled: bool = True,
                  shuffle_buffer: int = 1000, pack_pairs: int = 1, pack_max_tokens: int | None = None,
                  num_workers: int = 4, seed: int = 0, max_image_pixels: int = MAX_PIXELS,
-                 log_interval: float = 60.0, documents: DocumentData | dict | None = None):
+                 log_interval: float = 60.0, worker_start: str = "forkserver",
+                 worker_timeout: float = 600.0, documents: DocumentData | dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["documents"])   # plain data only in checkpoints
+        if worker_start not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"data.worker_start {worker_start!r} is not one of "
+                             f"{multiprocessing.get_all_start_methods()} on this system")
         self.documents = DocumentData(**documents) if isinstance(documents, dict) else documents
         self.document_urls = expand_shards(self.documents.shards) if self.documents else None
         self.train_urls = expand_shards(train_shards)
@@ -58,17 +74,13 @@ class CaptionData(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """No training shard at all: stop before the run writes anything (logs, checkpoints)."""
-        if self.train_urls and len(missing_local_shards(self.train_urls)) == len(self.train_urls):
-            raise DataError(f"none of the {len(self.train_urls)} train shards exist (first: "
-                            f"{self.train_urls[0]!r})")
+        check_shards(self.train_urls, "train")
 
     def setup(self, stage: str) -> None:
         self.model = self.trainer.lightning_module.model
-        for name, urls in (("train", self.train_urls), ("val", self.val_urls),
-                           ("document", self.document_urls)):
-            missing = missing_local_shards(urls or [])
-            if urls and len(missing) == len(urls):
-                raise DataError(f"none of the {len(urls)} {name} shards exist (first: {urls[0]!r})")
+        for name, urls in (("train", self.train_urls), ("val", self.val_urls or []),
+                           ("document", self.document_urls or [])):
+            missing = check_shards(urls, name) if urls else []
             if missing:
                 log.warning("%d of %d %s shards do not exist and will be skipped (first: %s)",
                             len(missing), len(urls), name, missing[0])
@@ -91,10 +103,15 @@ class CaptionData(pl.LightningDataModule):
             log_interval=hp.log_interval, name="train" if training else "val")
 
     def _loader(self, stream: CaptionStream) -> torch.utils.data.DataLoader:
-        workers = self.hparams.num_workers
+        hp = self.hparams
+        workers = {}
+        if hp.num_workers > 0:
+            workers = {"num_workers": hp.num_workers, "persistent_workers": True,
+                       "multiprocessing_context": worker_context(hp.worker_start),
+                       "timeout": hp.worker_timeout}
         return torch.utils.data.DataLoader(
-            stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
-            pin_memory=self.trainer.strategy.root_device.type == "cuda")
+            stream, batch_size=None, pin_memory=self.trainer.strategy.root_device.type == "cuda",
+            **workers)
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         return batch.to(device)
@@ -112,3 +129,15 @@ class CaptionData(pl.LightningDataModule):
         hp = self.hparams
         return self._loader(self._stream(self.val_urls, hp.val_batch_size or hp.batch_size,
                                          hp.val_samples, False))
+
+
+def worker_context(method: str):
+    """The multiprocessing context data-loader workers start from. The forkserver imports the
+    large third-party libraries once per training process, so each worker starts in well
+    under a second (the first start pays the imports). The project's own modules are imported
+    by each worker, with the training process's sys.path (Python 3.11's forkserver ignores it)."""
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["torch", "numpy", "PIL.Image", "transformers",
+                                        "lightning.pytorch"])
+    return context

@@ -101,6 +101,9 @@ class FrozenTraining(pl.LightningModule):
             size = batch.prompts.input_ids.shape[0]
             self.log("train/loss", loss, prog_bar=True, batch_size=size)
             self.log("data/skipped", float(self.guard.tally.skipped), prog_bar=True, batch_size=size)
+            for kind, count in self.guard.tally.counts().items():   # exact, summed over ranks
+                if count:
+                    self.log(f"skipped/{kind}", float(count), prog_bar=True, batch_size=size)
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0], batch_size=size)
         return loss      # backward runs on every rank alike; a non-finite step's update is dropped
 

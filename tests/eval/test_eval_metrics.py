@@ -50,10 +50,53 @@ def test_vqa_accuracy_normalizes_when_humans_disagree():
 
 
 def test_vqa_accuracy_keeps_the_official_quirk_for_unanimous_answers():
-    # The official code normalises only when the 10 answers differ: "two" vs ten "2" scores 0.
+    # The official code normalises only when the 10 answers differ: "two" vs ten "2" scores 0,
+    # and so does "YES" (or "yes.") vs ten "yes": nothing is lower-cased or stripped of a period.
     assert vqa_accuracy("two", ["2"] * 10) == 0.0
     assert vqa_accuracy("2", ["2"] * 10) == 1.0
-    assert vqa_accuracy("YES", ["yes"] * 10) == 1.0     # the comparison is lower-cased anyway
+    assert vqa_accuracy("YES", ["yes"] * 10) == 0.0
+    assert vqa_accuracy(" yes\n", ["yes"] * 10) == 1.0     # only whitespace is cleaned
+
+
+# (prediction, human answers, accuracy of the official vqaEval.py). The accuracies were computed by
+# running GT-Vision-Lab/VQA's PythonEvaluationTools/vqaEvaluation/vqaEval.py (master, 2021-03-11)
+# on exactly these cases, each answer a record with its own answer_id.
+Y = ["yes"] * 10
+OFFICIAL = [
+    ("yes", Y, 1.0), ("Yes", Y, 0.0), ("YES", Y, 0.0), ("yes.", Y, 0.0), (" yes ", Y, 1.0),
+    ("yes\n", Y, 1.0), ("no", Y, 0.0), ("two", ["2"] * 10, 0.0), ("2", ["2"] * 10, 1.0),
+    ("two", ["2"] * 9 + ["3"], 1.0), ("Two.", ["2"] * 4 + ["3"] * 6, 1.0),
+    ("a dog", ["dog"] * 3 + ["cat"] * 7, 0.9), ("the Dog", ["dog"] * 3 + ["cat"] * 7, 0.9),
+    ("a dog", ["a dog"] * 10, 1.0), ("dog", ["a dog"] * 10, 0.0),
+    ("dont", ["don't"] * 5 + ["no"] * 5, 1.0), ("don't", ["dont"] * 5 + ["no"] * 5, 1.0),
+    ("1,000", ["1000"] * 6 + ["100"] * 4, 1.0), ("1000", ["1,000"] * 6 + ["1 000"] * 4, 1.0),
+    ("hot-dog", ["hot dog"] * 7 + ["hotdog"] * 3, 1.0),
+    ("hot dog", ["hot-dog"] * 7 + ["sandwich"] * 3, 1.0),
+    ("black / white", ["black and white"] * 5 + ["black white"] * 5, 1.0),
+    ("black/white", ["black and white"] * 5 + ["black white"] * 5, 1.0),
+    ("3.5", ["3.5"] * 4 + ["3"] * 6, 1.0), ("3.", ["3"] * 4 + ["4"] * 6, 1.0),
+    ("none", ["0"] * 5 + ["none"] * 5, 1.0), ("Zero", ["0"] * 5 + ["none"] * 5, 1.0),
+    ("Red", ["red"] * 9 + ["Red"], 1.0), ("red", ["Red"] * 2 + ["red"] * 8, 1.0),
+    ("it's red!", ["red"] * 8 + ["it's red"] * 2, 0.6), ("it is red", ["red"] * 8 + ["it's red"] * 2, 0.0),
+    ("isnt", ["isn't"] * 3 + ["is"] * 7, 0.9), ("Im", ["I'm"] * 3 + ["me"] * 7, 0.0),
+    ("im", ["i'm"] * 4 + ["me"] * 6, 0.0), ("yes", ["yes"] * 2 + ["no"] * 8, 0.6),
+    ("yes", ["yes"] * 1 + ["no"] * 9, 0.3), ("no", ["yes"] * 3 + ["no"] * 7, 1.0),
+    ("tennis racket", ["tennis racket"] * 3 + ["racket"] * 4 + ["racquet"] * 3, 0.9),
+    ("tennis racquet", ["tennis racket"] * 3 + ["racket"] * 4 + ["tennis racquet"] * 3, 0.9),
+    ("", ["yes"] * 5 + ["no"] * 5, 0.0), ("", [""] * 10, 1.0),
+    ("(left)", ["left"] * 6 + ["right"] * 4, 1.0), ("left side", ["left"] * 6 + ["left side"] * 4, 1.0),
+    ("on the left", ["left"] * 6 + ["on left"] * 4, 1.0), ("a.m.", ["am"] * 5 + ["morning"] * 5, 1.0),
+    ("10:30", ["10:30"] * 6 + ["1030"] * 4, 1.0), ("10:30", ["10:30"] * 10, 1.0),
+    ("ten", ["10"] * 6 + ["10:00"] * 4, 1.0), ("an apple.", ["apple"] * 3 + ["apples"] * 7, 0.9),
+    ("Apple", ["apple"] * 10, 0.0), ("yes\tno", ["yes no"] * 4 + ["yes"] * 6, 1.0),
+]
+
+
+def test_vqa_accuracy_equals_the_official_code_on_every_case():
+    ours = [vqa_accuracy(prediction, answers) for prediction, answers, _ in OFFICIAL]
+    official = [accuracy for _, _, accuracy in OFFICIAL]
+    assert [pytest.approx(v, abs=1e-12) for v in official] == ours
+    assert round(100 * sum(ours) / len(ours), 2) == 74.31      # the official overall accuracy
 
 
 def test_mean_by_group_and_exact_match():
@@ -106,3 +149,34 @@ def test_missing_java_names_what_to_install(monkeypatch):
     monkeypatch.setattr(caption.shutil, "which", lambda name: None)
     with pytest.raises(EvalError, match="default-jre-headless"):
         caption.caption_scores({"1": "a"}, {"1": ["a"]})
+
+
+@pytest.mark.parametrize("postprocess, yes_no", [("lowercase", 100.0), ("none", 0.0)])
+def test_vqa_postprocessing_is_a_named_step_recorded_in_results(tmp_path, fake_model, vqa_dir,
+                                                                postprocess, yes_no):
+    import json
+
+    from eval.run import run
+    from eval.settings import build
+
+    settings = build({}, {"model": "unused", "out": str(tmp_path), "progress": False,
+                          "data": {"path": str(vqa_dir)}, "shots": [0], "trials": 1,
+                          "options": {"postprocess": postprocess}}, select=["vqav2"])
+    run(settings, model=fake_model(answer=lambda prompt: "Yes"))
+    entry = json.loads((tmp_path / "results.json").read_text())["tasks"]["vqav2"]
+    # The humans all said "yes": only the lower-cased prediction equals it.
+    assert entry["scores"]["0"]["mean"]["accuracy[yes/no]"] == yes_no
+    assert f"predictions post-processed before scoring: {postprocess} (options.postprocess)" in entry["notes"]
+    record = entry["predictions"][0]
+    assert record["output"] == "Yes"
+    assert record["prediction"] == ("yes" if postprocess == "lowercase" else "Yes")
+
+
+def test_unknown_vqa_postprocessing_is_refused(tmp_path, vqa_dir):
+    from eval.settings import build
+    from eval.tasks import task_class
+
+    settings = build({}, {"model": "unused", "out": str(tmp_path), "data": {"path": str(vqa_dir)},
+                          "options": {"postprocess": "titlecase"}}, select=["vqav2"])
+    with pytest.raises(EvalError, match="options.postprocess 'titlecase' is not one of"):
+        task_class("vqav2")(settings.tasks[0])

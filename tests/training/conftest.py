@@ -61,7 +61,7 @@ def bad_shards(tmp_path_factory) -> tuple[str, dict[str, int]]:
     shards.truncate_inside_sample(cut, 7)
     shards.write_tar(folder / "00003.tar", good("e", 20))
     expected = {kind: 1 for kind in bad}
-    expected.update(truncated_tar=1, unreadable_shard=1, good=10 + 10 + 7 + 20)
+    expected.update(truncated_tar=1, missing_shard=1, good=10 + 10 + 7 + 20)
     return str(folder / "{00000..00003}.tar"), expected
 
 

@@ -145,3 +145,164 @@ def test_all_bad_data_stops_with_a_clear_error(tmp_path):
 def test_missing_shards_only_stop_with_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no usable"):
         list(stream(str(tmp_path / "nope-{0..3}.tar"), 1, stall_limit=20, resampled=True))
+
+
+# ----- every bad case counted exactly, under its one kind -----------------------------------
+
+def test_salted_shards_count_exactly_per_kind(tmp_path):
+    """3 shards x 40 salted with 30 bad samples of every kind (two variants of most), a shard
+    cut inside a sample, a missing shard, then a good shard: every count exact."""
+    expected = shards.write_salted_shards(tmp_path, shards=3, per_shard=40, bad_per_shard=10)
+    rng = random.Random(5)
+    cut = shards.write_tar(tmp_path / "00003.tar", [shards.good_sample(f"c{i:02d}", rng) for i in range(12)])
+    shards.truncate_inside_sample(cut, 7)
+    shards.write_tar(tmp_path / "00005.tar", [shards.good_sample("last", rng)])
+    good = expected.pop("good") + 7 + 1            # 7 complete samples before the cut, then "last"
+    batches = list(stream(str(tmp_path / "{00000..00005}.tar"), batches=good, batch_size=1))
+    counts = tally_of(batches)
+    assert counts.pop("good") == good
+    assert sum(expected.values()) == 30 and set(expected) == set(SKIP_KINDS) - {
+        "truncated_tar", "unreadable_shard", "missing_shard"}
+    assert counts == {**expected, "truncated_tar": 1, "missing_shard": 1}
+    assert batches[-1].keys == ["last"]
+    assert not any("b" in k[2:] for b in batches for k in b.keys)     # no bad sample got through
+
+
+def test_every_cut_image_is_truncated_and_complete_bad_ones_corrupt():
+    from frozen.data.decode import image_of
+    from frozen.data.skips import SampleSkipped
+
+    def kind(ext, data):
+        try:
+            image_of({ext: data}, TRANSFORM)
+            return "good"
+        except SampleSkipped as skip:
+            return skip.kind
+
+    pictures = {"jpg": shards.image_bytes((200, 30, 30), size=(24, 16)),
+                "png": shards.image_bytes((30, 30, 200), size=(24, 16), fmt="PNG"),
+                "webp": shards.image_bytes((30, 200, 30), size=(24, 16), fmt="WEBP")}
+    for ext, data in pictures.items():
+        assert kind(ext, data) == "good" and kind(ext, data + b"\0trailing bytes") == "good"
+        cuts = Counter(kind(ext, data[:n]) for n in range(len(data)))    # header cuts included
+        assert cuts == {"truncated_image": len(data)}, (ext, cuts)
+    assert kind("jpg", shards.unsupported_jpeg()) == "corrupt_image"
+    assert kind("jpg", b"\0garbage" * 30) == "corrupt_image"
+
+
+def _read(path, subset=(0, 1)):
+    counter = SkipCounter()
+    keys = [s["__key__"] for s in read_samples(str(path), counter, subset)]
+    return keys, dict(counter.total)
+
+
+def _cut_points(path) -> list[int]:
+    """Every 512-byte boundary, and points inside each header and each member's data."""
+    import tarfile
+
+    size = path.stat().st_size
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    inside = [m.offset + d for m in members for d in (1, 100, 148, 511)]         # headers
+    inside += [m.offset_data + d for m in members for d in (1, m.size // 2, m.size - 1) if m.size > 1]
+    return sorted(set(range(0, size + 1, 512)) | set(inside) | {size - 1})
+
+
+def test_a_tar_cut_anywhere_counts_once_as_truncated_tar(tmp_path):
+    rng = random.Random(3)
+    path = shards.write_tar(tmp_path / "full.tar", [shards.good_sample(f"k{i}", rng) for i in range(5)])
+    data = path.read_bytes()
+    cut_path = tmp_path / "cut.tar"
+    points = _cut_points(path)
+    assert len(points) > 60
+    for cut in points:
+        cut_path.write_bytes(data[:cut])
+        complete = shards.complete_samples_before(path, cut)
+        whole = cut >= shards.sample_layout(path)[1] + 1024
+        for subset in ((0, 1), (1, 2)):
+            keys, counts = _read(cut_path, subset)
+            assert keys == complete[subset[0]::subset[1]], (cut, subset)
+            assert counts == ({} if whole else {"truncated_tar": 1}), (cut, subset)
+
+
+def test_three_hundred_random_cuts_each_count_once(tmp_path):
+    rng = random.Random(7)
+    samples = [shards.good_sample(f"r{i:02d}", rng) for i in range(12)]
+    path = shards.write_tar(tmp_path / "full.tar", samples)
+    data = path.read_bytes()
+    end = shards.sample_layout(path)[1]
+    cut_path = tmp_path / "cut.tar"
+    missed = 0
+    for cut in (rng.randrange(end + 1024) for _ in range(300)):     # anywhere before the end marker ends
+        cut_path.write_bytes(data[:cut])
+        keys, counts = _read(cut_path)
+        missed += counts != {"truncated_tar": 1} or keys != shards.complete_samples_before(path, cut)
+    assert missed == 0
+
+
+def test_compressed_shards_read_whole_and_cut(tmp_path):
+    import gzip
+
+    rng = random.Random(2)
+    path = shards.write_tar(tmp_path / "a.tar", [shards.good_sample(f"z{i}", rng) for i in range(4)])
+    packed = gzip.compress(path.read_bytes())
+    (tmp_path / "a.tar.gz").write_bytes(packed)
+    (tmp_path / "cut.tar.gz").write_bytes(packed[: len(packed) // 2])
+    assert _read(tmp_path / "a.tar.gz") == (["z0", "z1", "z2", "z3"], {})
+    keys, counts = _read(tmp_path / "cut.tar.gz")
+    assert counts == {"truncated_tar": 1} and len(keys) < 4
+
+
+def test_missing_and_unreadable_shards_have_their_own_kinds(tmp_path):
+    assert _read(tmp_path / "nope.tar") == ([], {"missing_shard": 1})
+    assert _read("pipe:exit 3") == ([], {"truncated_tar": 1})         # a pipe that gives nothing
+    (tmp_path / "not-a-tar.tar").write_bytes(b"<html>404 not found</html>")
+    assert _read(tmp_path / "not-a-tar.tar") == ([], {"truncated_tar": 1})
+
+
+# ----- shard arguments ----------------------------------------------------------------------
+
+def test_shard_folders_and_globs_expand_sorted(tmp_path):
+    shards.write_good_shards(tmp_path / "d", 3, 2)
+    (tmp_path / "d" / "notes.txt").write_text("not a shard")
+    names = [f"{tmp_path}/d/{i:05d}.tar" for i in range(3)]
+    assert expand_shards(str(tmp_path / "d")) == names
+    assert expand_shards(f"{tmp_path}/d/*.tar") == names
+    assert expand_shards(f"{tmp_path}/d/0000[12].tar") == names[1:]
+    assert expand_shards([str(tmp_path / "d"), names[0]]) == names + names[:1]
+    assert expand_shards("pipe:cat x.tar") == ["pipe:cat x.tar"]
+
+
+def test_shard_arguments_that_find_nothing_say_so(tmp_path):
+    from frozen.data.shards import check_shards
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"shard folder .*empty' holds no shards"):
+        expand_shards(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match=r"shards not found: no file matches .*\*\.tar"):
+        expand_shards(f"{tmp_path}/empty/*.tar")
+    with pytest.raises(DataError, match=r"train shards not found: '.*nope\.tar'"):
+        check_shards(expand_shards(str(tmp_path / "nope.tar")), "train")
+    with pytest.raises(DataError, match=r"val shards not found: none of the 3"):
+        check_shards(expand_shards(str(tmp_path / "x{0..2}.tar")), "val")
+
+
+# ----- tiny and uneven data -------------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes", [(1,), (2,), (3,), (1, 2, 3)])
+@pytest.mark.parametrize("resampled", [False, True])
+def test_tiny_shards_feed_every_rank_and_worker(tmp_path, sizes, resampled):
+    """2 ranks x 2 workers on shards of 1-3 samples: every worker yields its batches."""
+    rng = random.Random(0)
+    for s, n in enumerate(sizes):
+        shards.write_tar(tmp_path / f"{s:05d}.tar", [shards.good_sample(f"{s}-{i}", rng) for i in range(n)])
+    spec = str(tmp_path)
+    every = {f"{s}-{i}" for s, n in enumerate(sizes) for i in range(n)}
+    for rank in range(2):
+        for worker in range(2):
+            data = stream(spec, batches=6, batch_size=3, rank=rank, world_size=2, resampled=resampled,
+                          stall_limit=50)
+            data._worker = lambda: (worker, 2)
+            got = list(data)
+            assert len(got) == 3                                   # its share of the rank's 6
+            assert {k for b in got for k in b.keys} <= every

@@ -59,3 +59,68 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+# A script for a fresh process: save a small checkpoint, then a large one into the same folder.
+_SAVE_TWICE = """
+import sys, torch
+from pathlib import Path
+from frozen.training.checkpoint_io import CheckpointWriteError, atomic_torch_save
+path = Path(sys.argv[1]) / "last.ckpt"
+if sys.argv[2] == "small":
+    atomic_torch_save({"step": 1, "w": torch.ones(1000)}, path)
+try:
+    atomic_torch_save({"step": 2, "w": torch.zeros(2_000_000)}, path)     # 8 MB
+except CheckpointWriteError as err:
+    print(err)
+"""
+
+
+def _unshare_works() -> bool:
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _check_failed_write(out: str, folder, expect: str) -> None:
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, out                                  # one line, no traceback
+    assert lines[0].startswith(f"cannot write checkpoint '{folder}/last.ckpt': {expect}"), lines[0]
+    assert "any earlier file at that path is unchanged and no temporary file was left" in lines[0]
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged mount namespaces (unshare -rm)")
+def test_full_and_read_only_disks_give_a_one_line_error(tmp_path):
+    """A real 4 MB tmpfs: the 8 MB checkpoint does not fit; then the same tmpfs read-only."""
+    script = tmp_path / "save.py"
+    script.write_text(_SAVE_TWICE)
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    shell = (f"mount -t tmpfs -o size=4m tmpfs {mount} && {sys.executable} {script} {mount} small "
+             f"&& ls -A {mount} && python -c 'import torch; print(torch.load(\"{mount}/last.ckpt\")[\"step\"])' "
+             f"&& mount -o remount,ro {mount} && {sys.executable} {script} {mount} none")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", shell.replace("python -c", f"{sys.executable} -c")],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    full, listing, step, read_only = done.stdout.strip().split("\n")
+    _check_failed_write(full, mount, "no space left on device: the checkpoint needs about 8.0 MB, ")
+    assert "MB are free on that filesystem" in full
+    assert listing == "last.ckpt" and step == "1"        # the good checkpoint kept, nothing else
+    _check_failed_write(read_only, mount, "the filesystem is read-only")
+
+
+def test_a_file_size_limit_gives_a_one_line_error(tmp_path):
+    import resource
+
+    script = tmp_path / "save.py"
+    script.write_text(_SAVE_TWICE)
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # fail the write instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "small"], env=subprocess_env(),
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _check_failed_write(done.stdout, tmp_path, "file too large: the checkpoint needs about 8.0 MB")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "save.py"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["step"] == 1
