@@ -61,7 +61,7 @@ def test_precision_typo_suggests_the_closest_value():
 def test_missing_shards_fail_before_anything_is_written(tiny_lm, tmp_path, capsys):
     args = fit_args(tiny_lm, str(tmp_path / "nope" / "{00000..00003}.tar"), tmp_path / "run", 3)
     assert run(args) == 2
-    assert "none of the 4 train shards exist" in one_line_error(capsys)
+    assert "train shards not found: none of the 4" in one_line_error(capsys)
     assert not (tmp_path / "run").exists()
 
 
