@@ -166,7 +166,7 @@ def read_samples(url: str, counter: SkipCounter, subset: tuple[int, int] = (0, 1
         counter.skip("unreadable_shard", url, err)
         return
     try:
-        yield from _tar_samples(url, _TailReader(_decompressed(stream)), counter, subset)
+        yield from _tar_samples(url, stream, counter, subset)
     finally:
         try:
             stream.close()
@@ -174,11 +174,11 @@ def read_samples(url: str, counter: SkipCounter, subset: tuple[int, int] = (0, 1
             pass
 
 
-def _tar_samples(url: str, stream: _TailReader, counter: SkipCounter,
-                 subset: tuple[int, int]) -> Iterator[dict]:
+def _tar_samples(url: str, raw, counter: SkipCounter, subset: tuple[int, int]) -> Iterator[dict]:
     index, count = subset
     position, current = -1, None
     try:
+        stream = _TailReader(_decompressed(raw))
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 tar.members = []      # stream mode would otherwise keep every header
