@@ -18,16 +18,16 @@ from unittest import mock
 
 
 def main() -> None:
-    import train
+    from frozen.training import CaptionData, FrozenTraining, trainer_defaults
+    from frozen.training.cli import FrozenCLI
 
     fits = json.loads(Path(sys.argv[1]).read_text())
     out = Path(sys.argv[2]) / f"rank{os.environ['RANK']}.txt"
     for entry, (args, repeats) in enumerate(fits):
         with mock.patch.object(sys, "argv", ["train.py"]):
-            cli = train.FrozenCLI(train.FrozenTraining, train.CaptionData,
-                                  trainer_defaults=train.trainer_defaults(), seed_everything_default=0,
-                                  auto_configure_optimizers=False, run=False,
-                                  save_config_kwargs={"overwrite": True}, args=args)
+            cli = FrozenCLI(FrozenTraining, CaptionData, trainer_defaults=trainer_defaults(),
+                            seed_everything_default=0, auto_configure_optimizers=False, run=False,
+                            save_config_kwargs={"overwrite": True}, args=args)
         for repeat in range(repeats):
             trainer = cli.instantiate_trainer()
             trainer.fit(cli.model, datamodule=cli.datamodule)

@@ -12,6 +12,8 @@ import torch
 
 import caption_shards as shards
 from frozen.data import SKIP_KINDS, CaptionStream, DataError, Packer, SkipCounter, expand_shards
+
+DOCUMENT_KINDS = ("bad_document", "too_few_images", "too_many_images")     # documents only
 from frozen.data.shards import partition, read_samples
 from frozen.data.stream import worker_share
 from frozen.images import ImageTransform
@@ -162,7 +164,7 @@ def test_salted_shards_count_exactly_per_kind(tmp_path):
     counts = tally_of(batches)
     assert counts.pop("good") == good
     assert sum(expected.values()) == 30 and set(expected) == set(SKIP_KINDS) - {
-        "truncated_tar", "unreadable_shard", "missing_shard"}
+        "truncated_tar", "unreadable_shard", "missing_shard", *DOCUMENT_KINDS}
     assert counts == {**expected, "truncated_tar": 1, "missing_shard": 1}
     assert batches[-1].keys == ["last"]
     assert not any("b" in k[2:] for b in batches for k in b.keys)     # no bad sample got through

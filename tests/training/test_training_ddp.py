@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 import caption_shards as shards
 import run_probe as probes
+from train_runs import ROOT, fit_args, subprocess_env
 
 
 def test_two_process_ddp(ddp_run):
