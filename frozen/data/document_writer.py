@@ -14,6 +14,8 @@ import json
 import tarfile
 from pathlib import Path
 
+from .shards import shard_pattern
+
 # Leading bytes -> the member extension (the reader decodes by content, not by extension).
 _MAGIC = ((b"\xff\xd8", "jpg"), (b"\x89PNG", "png"), (b"GIF8", "gif"), (b"BM", "bmp"))
 
@@ -75,9 +77,7 @@ class DocumentWriter:
     def close(self) -> str:
         """Finish the last shard; returns the shards' brace pattern ('' if none were written)."""
         self._finish_shard()
-        if len(self.paths) <= 1:
-            return str(self.paths[0]) if self.paths else ""
-        return str(self.out / f"{{{self.paths[0].stem}..{self.paths[-1].stem}}}.tar")
+        return shard_pattern(self.paths)
 
     def __enter__(self) -> "DocumentWriter":
         return self

@@ -45,6 +45,15 @@ def expand_shards(spec: str | Sequence[str]) -> list[str]:
     return urls
 
 
+def shard_pattern(paths: Sequence[Path]) -> str:
+    """Numbered shards written in order ('out/00000.tar' ... 'out/00007.tar') -> the one spec
+    that expand_shards reads back: the path itself for one shard, else a brace pattern; ''
+    for none."""
+    if len(paths) <= 1:
+        return str(paths[0]) if paths else ""
+    return str(Path(paths[0]).parent / f"{{{Path(paths[0]).stem}..{Path(paths[-1]).stem}}}.tar")
+
+
 def _expand_local(url: str) -> list[str]:
     """A local folder -> its *.tar files; a local glob -> its matches; anything else as it is."""
     if not is_local(url):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from frozen.data.shards import shard_pattern
 from frozen.toy.captions import caption
 from frozen.toy.render import render, sample_attributes, sample_scene
 
@@ -60,13 +61,7 @@ def write_dataset(out: Path, train: int, val: int, seed: int = 0, progress: bool
     """train/ and val/ shards under `out` (val uses another seed); returns their brace patterns."""
     train_paths = write_split(out / "train", train, seed, progress=progress, desc="train shards")
     val_paths = write_split(out / "val", val, seed + 1_000_003, progress=progress, desc="val shards")
-    return {"train": _pattern(train_paths), "val": _pattern(val_paths)}
-
-
-def _pattern(paths: list[Path]) -> str:
-    if len(paths) == 1:
-        return str(paths[0])
-    return str(paths[0].parent / f"{{{paths[0].stem}..{paths[-1].stem}}}.tar")
+    return {"train": shard_pattern(train_paths), "val": shard_pattern(val_paths)}
 
 
 def main(argv: list[str] | None = None) -> None:
