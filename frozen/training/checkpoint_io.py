@@ -75,7 +75,6 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             os.close(fd)
     except (OSError, RuntimeError) as err:
         cause = sink.error if sink is not None and sink.error is not None else err
-        _remove(tmp)
         raise CheckpointWriteError(write_failure(path, cause, obj)) from cause
     finally:
         _remove(tmp)
