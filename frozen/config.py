@@ -15,7 +15,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 PREFIX_HEADS = ("linear", "mlp", "vocabulary")  # implemented in vision.PREFIX_HEADS
 
 
-def _did_you_mean(value: Any, choices: Sequence[str]) -> str:
+def did_you_mean(value: Any, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the choice closest to `value`, or ''."""
     close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -97,7 +98,7 @@ class FrozenConfig:
             raise ValueError(f"FrozenConfig.num_prefix_tokens must be >= 1, got {self.num_prefix_tokens}")
         if self.prefix_head not in PREFIX_HEADS:
             raise ValueError(f"FrozenConfig.prefix_head must be one of {PREFIX_HEADS}, got "
-                             f"{self.prefix_head!r}{_did_you_mean(self.prefix_head, PREFIX_HEADS)}")
+                             f"{self.prefix_head!r}{did_you_mean(self.prefix_head, PREFIX_HEADS)}")
         if self.prefix_vocabulary is not None:
             if self.prefix_head != "vocabulary":
                 raise ValueError("FrozenConfig.prefix_vocabulary is only used by prefix_head="
@@ -110,7 +111,7 @@ class FrozenConfig:
                              f"'vocabulary', not {self.prefix_head!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"FrozenConfig.dtype must be one of {DTYPES}, got {self.dtype!r}"
-                             f"{_did_you_mean(self.dtype, DTYPES)}")
+                             f"{did_you_mean(self.dtype, DTYPES)}")
         if self.image_size is not None and int(self.image_size) < 8:
             raise ValueError(f"FrozenConfig.image_size must be >= 8 pixels, got {self.image_size}")
         if not 0 <= int(self.pad_value) <= 255:
@@ -127,5 +128,5 @@ class FrozenConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown FrozenConfig field(s): {', '.join(unknown)}"
-                             f"{_did_you_mean(unknown[0], sorted(known))}")
+                             f"{did_you_mean(unknown[0], sorted(known))}")
         return cls(**data)

@@ -10,7 +10,6 @@ values get a did-you-mean from the options the parser knows.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from frozen.config import did_you_mean
 from frozen.data import DataError
 
 from . import trainer_defaults
@@ -34,12 +34,6 @@ PROG = "train.py"
 
 class ConfigError(ValueError):
     """A command line or config that cannot run, explained in one line."""
-
-
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parser_keys(parser) -> list[str]:
