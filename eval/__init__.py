@@ -1,7 +1,9 @@
 """Few-shot evaluation of Frozen models: captioning, VQA, fast binding and the shapes world.
 
 Run it as ``python -m eval --model DIR --task coco --data PATH`` or with a YAML task config
-(``python -m eval --config configs/eval/coco.yaml``). Layout:
+(``python -m eval --config configs/eval/coco.yaml``) from a checkout; installed with
+``pip install .``, the package is `frozen_eval` (``python -m frozen_eval ...``): its modules
+import each other relatively, so either name works. Layout:
 
     tasks/      one small class per benchmark behind one `Task` interface, and the registry
     templates   prompt templates from config (``<image>Output:{caption}<|endofchunk|>``)
@@ -18,6 +20,6 @@ Only the public API of `frozen` is used: `FrozenModel.from_pretrained`, `generat
 list-of-items prompts, and `image_features`.
 """
 
-from eval.errors import EvalError
+from .errors import EvalError
 
 __all__ = ["EvalError"]

@@ -1,5 +1,6 @@
 """Command line: ``python -m eval --model DIR --task coco --data PATH --shots 0 4 8 --trials 3``
-or ``python -m eval --config configs/eval/coco.yaml [--model DIR] [overrides]``.
+or ``python -m eval --config configs/eval/coco.yaml [--model DIR] [overrides]``. From a checkout the
+package is `eval`; installed (``pip install .``) it is `frozen_eval`: ``python -m frozen_eval ...``.
 
 Command-line values override the config; with a config, --task picks some of its tasks.
 Problems with the input are reported in one line (no traceback) with exit status 2.
@@ -13,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.errors import EvalError
+from .errors import EvalError
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m eval",
+        prog=f"python -m {__package__}",
         description="Few-shot evaluation of a Frozen model (captioning, VQA, fast binding, shapes world).")
     p.add_argument("--config", help="YAML run config (see configs/eval/)")
     p.add_argument("--model", help="Frozen model folder (written by save_pretrained)")
@@ -85,9 +86,9 @@ def parse_data(values: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        from eval.run import run, summary
-        from eval.settings import build, load_yaml
-        from eval.tasks import task_class, task_names
+        from .run import run, summary
+        from .settings import build, load_yaml
+        from .tasks import task_class, task_names
 
         if args.list_tasks:
             for name in task_names():

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from eval.queries import ImageRef
+from .queries import ImageRef
 
 
 def model_fingerprint(model) -> str:

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from eval.errors import EvalError
-from eval.queries import Record
+from .errors import EvalError
+from .queries import Record
 
 Key = tuple[int, int, str]  # (shots, trial, query id)
 

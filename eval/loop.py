@@ -19,12 +19,12 @@ from typing import Any, Iterator, Sequence
 from PIL import Image
 from tqdm import tqdm
 
-from eval.errors import EvalError
-from eval.log import PredictionLog
-from eval.queries import ImageRef, Query, Record
-from eval.selection import Selector
-from eval.tasks.base import Task
-from eval.templates import prompt_text
+from .errors import EvalError
+from .log import PredictionLog
+from .queries import ImageRef, Query, Record
+from .selection import Selector
+from .tasks.base import Task
+from .templates import prompt_text
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any, Union
 
 from PIL import Image
 
-from eval.errors import EvalError
+from .errors import EvalError
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from eval.loop import TaskResult
-from eval.plot import line_plot
-from eval.settings import RunSettings
+from .loop import TaskResult
+from .plot import line_plot
+from .settings import RunSettings
 
 THUMBNAIL = 128
 
@@ -173,7 +173,7 @@ def _plots(scores: dict[str, Any], headline: tuple[str, ...]) -> str:
 
 def _prompt_html(query) -> str:
     """The query's whole prompt: small thumbnails for its images, its text as written."""
-    from eval.queries import ImageRef
+    from .queries import ImageRef
 
     parts = []
     for item in query.prompt:

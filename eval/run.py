@@ -15,14 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval.errors import EvalError
-from eval.features import FeatureCache, model_fingerprint
-from eval.log import PredictionLog
-from eval.loop import TaskResult, evaluate
-from eval.report import aggregate, report_html, results_json, write_json
-from eval.selection import make_selector
-from eval.settings import RunSettings
-from eval.tasks import task_class
+from .errors import EvalError
+from .features import FeatureCache, model_fingerprint
+from .log import PredictionLog
+from .loop import TaskResult, evaluate
+from .report import aggregate, report_html, results_json, write_json
+from .selection import make_selector
+from .settings import RunSettings
+from .tasks import task_class
 
 
 def load_model(path: str, device: str, lm: str | None = None, dtype: str | None = None):

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import torch
 
-from eval.errors import EvalError
-from eval.features import FeatureCache
-from eval.queries import Example
+from .errors import EvalError
+from .features import FeatureCache
+from .queries import Example
 
 
 class Selector(ABC):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.errors import EvalError
+from .errors import EvalError
 
 RUN_KEYS = ("model", "out", "lm", "dtype", "device", "cache_dir", "report_examples", "progress", "restart")
 SELECTIONS = ("random", "rices")
@@ -125,7 +125,7 @@ def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] |
     """RunSettings from a config dict (possibly empty), command-line overrides and a task filter.
 
     name: the output folder's name when no `out` is given (default: the task labels)."""
-    from eval.tasks import task_class
+    from .tasks import task_class
 
     config = dict(config)
     entries = config.pop("tasks", None)

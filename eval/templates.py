@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from eval.errors import EvalError
-from eval.queries import ImageRef, Item
+from .errors import EvalError
+from .queries import ImageRef, Item
 
 IMAGE = "<image>"
 FIELD = re.compile(r"\{(\w+)\}")

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from eval.errors import EvalError
+from ..errors import EvalError
 
 JAVA_HINT = ("Java is needed for the caption metrics (pycocoevalcap's PTB tokenizer, METEOR and "
              "SPICE) but no `java` is on PATH: install a Java runtime, e.g. "

@@ -11,12 +11,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from eval.errors import EvalError
-from eval.queries import Query, Record
+from ..errors import EvalError
+from ..queries import Query, Record
 
 if TYPE_CHECKING:
-    from eval.selection import Selector
-    from eval.settings import TaskSettings
+    from ..selection import Selector
+    from ..settings import TaskSettings
 
 
 class Task(ABC):

@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.errors import EvalError
-from eval.metrics.caption import SCORERS, caption_scores, require_java
-from eval.queries import Example, ImageRef, Record
-from eval.tasks.base import field_of, read_json, require_dir, require_file
-from eval.tasks.fewshot import FewShotTask
-from eval.tasks.registry import register
+from ..errors import EvalError
+from ..metrics.caption import SCORERS, caption_scores, require_java
+from ..queries import Example, ImageRef, Record
+from .base import field_of, read_json, require_dir, require_file
+from .fewshot import FewShotTask
+from .registry import register
 
 CAPTION_DEFAULTS: dict[str, Any] = {
     "template": "<image>Output:{caption}<|endofchunk|>",

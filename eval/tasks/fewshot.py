@@ -13,11 +13,11 @@ import random
 from abc import abstractmethod
 from typing import ClassVar
 
-from eval.errors import EvalError
-from eval.queries import Example, Query
-from eval.selection import Selector
-from eval.tasks.base import Task
-from eval.templates import Template, join
+from ..errors import EvalError
+from ..queries import Example, Query
+from ..selection import Selector
+from ..templates import Template, join
+from .base import Task
 
 
 class FewShotTask(Task):

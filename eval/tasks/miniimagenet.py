@@ -15,13 +15,13 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from eval.errors import EvalError
-from eval.metrics.match import exact_match, mean_by_group
-from eval.queries import ImageRef, Query, Record
-from eval.selection import Selector
-from eval.tasks.base import Task, require_dir
-from eval.tasks.registry import register
-from eval.templates import Template, join
+from ..errors import EvalError
+from ..metrics.match import exact_match, mean_by_group
+from ..queries import ImageRef, Query, Record
+from ..selection import Selector
+from ..templates import Template, join
+from .base import Task, require_dir
+from .registry import register
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 FROZEN_NAMES = ["dax", "blicket", "slation", "perpo", "shously"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 
-from eval.errors import EvalError
-from eval.tasks.base import Task
+from ..errors import EvalError
+from .base import Task
 
 _TASKS: dict[str, type[Task]] = {}
 

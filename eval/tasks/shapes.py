@@ -24,12 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from eval.errors import EvalError
-from eval.metrics.match import exact_match, mean_by_group
-from eval.queries import ImageRef, Query, Record
-from eval.selection import Selector
-from eval.tasks.base import Task
-from eval.tasks.registry import register
+from ..errors import EvalError
+from ..metrics.match import exact_match, mean_by_group
+from ..queries import ImageRef, Query, Record
+from ..selection import Selector
+from .base import Task
+from .registry import register
 
 SPLITS = ("train", "heldout", "any")
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from eval.errors import EvalError
-from eval.metrics.match import mean_by_group
-from eval.metrics.vqa import vqa_accuracy
-from eval.queries import Example, ImageRef, Record
-from eval.tasks.base import field_of, read_json, require_dir, require_file
-from eval.tasks.fewshot import FewShotTask
-from eval.tasks.registry import register
+from ..errors import EvalError
+from ..metrics.match import mean_by_group
+from ..metrics.vqa import vqa_accuracy
+from ..queries import Example, ImageRef, Record
+from .base import field_of, read_json, require_dir, require_file
+from .fewshot import FewShotTask
+from .registry import register
 
 
 # Named clean-ups of a generated answer, applied before scoring (options.postprocess).
