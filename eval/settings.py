@@ -1,8 +1,9 @@
 """Run and task settings: defaults, YAML configs, command-line overrides, validation.
 
 Precedence, lowest first: the task class's defaults, the config's top-level task keys (shared
-by all its tasks), the config's `tasks:` entry, the command line. Every value is checked here,
-and an error names the task and the field.
+by all its tasks), the config's `tasks:` entry, the command line. The settings every task
+shares are checked here; each task checks its own `options:` (Task.check_options), found by
+name in the task registry. An error names the task and the field.
 
 A config is either one task (task keys at the top level) or several:
 
@@ -17,12 +18,14 @@ A config is either one task (task keys at the top level) or several:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frozen.config import did_you_mean
+
 from .errors import EvalError
+from .tasks import task_class
 
 RUN_KEYS = ("model", "out", "lm", "dtype", "device", "cache_dir", "report_examples", "progress", "restart")
 SELECTIONS = ("random", "rices")
@@ -125,8 +128,6 @@ def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] |
     """RunSettings from a config dict (possibly empty), command-line overrides and a task filter.
 
     name: the output folder's name when no `out` is given (default: the task labels)."""
-    from .tasks import task_class
-
     config = dict(config)
     entries = config.pop("tasks", None)
     run = {k: config.pop(k) for k in RUN_KEYS if k in config}
@@ -159,6 +160,11 @@ def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] |
             raise EvalError(f"{where}: tasks[{i}] has no 'task' name")
         cls = task_class(name)
         tasks.append(_task_settings(cls, merged_entry, f"task {merged_entry.get('label') or name}"))
+    return _run_settings({**run, **run_over}, _chosen(tasks, select, where), name)
+
+
+def _chosen(tasks: list[TaskSettings], select: list[str] | None, where: str) -> list[TaskSettings]:
+    """The tasks `select` names (by label or task name; None: all), each label once."""
     if select:
         chosen = [t for t in tasks if t.label in select or t.task in select]
         unknown = [s for s in select if not any(s in (t.label, t.task) for t in tasks)]
@@ -171,8 +177,11 @@ def build(config: dict[str, Any], overrides: dict[str, Any], select: list[str] |
     if duplicates:
         raise EvalError(f"{where}: several tasks are labelled {', '.join(duplicates)}; give each a "
                         f"distinct 'label:'")
+    return tasks
 
-    run = {**run, **run_over}
+
+def _run_settings(run: dict[str, Any], tasks: list[TaskSettings], name: str | None) -> RunSettings:
+    """RunSettings from the run keys (config, then command line), checked."""
     if not run.get("model"):
         raise EvalError("no model given: pass --model or set 'model:' in the config")
     if not run.get("out") and isinstance(run["model"], str):
@@ -199,20 +208,9 @@ def _merge(*layers: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
-    for key in ("decoding", "options"):
-        if given.get(key) is not None and not isinstance(given[key], dict):
-            raise EvalError(f"{where}: {key} must be a mapping, got {given[key]!r:.60}")
-    values = {**cls.defaults, **given}
-    decoding = {**cls.defaults.get("decoding", {}), **(values.get("decoding") or {})}
-    values["decoding"] = decoding
-    values["options"] = {**cls.option_defaults, **(values.get("options") or {})}
-    _check_keys(values["options"], tuple(cls.option_defaults), where, "option")
-    _check_keys(decoding, tuple(f.name for f in dataclasses.fields(Decoding)), where, "decoding key")
-    blind = values.get("blind", False)
-    _check_type(blind, bool, "blind", where)
-    values.setdefault("label", cls.name + ("-blind" if blind else ""))
-
+def _check_counts(values: dict[str, Any], given: dict[str, Any], where: str) -> None:
+    """Trials, batch size, query and demonstration counts, shots and seeds; a single shot count
+    becomes a list, and seeds and trials fill in each other."""
     for key in ("trials", "batch_size"):
         if key in values:
             _check_int(values[key], key, where, minimum=1)
@@ -239,6 +237,11 @@ def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
         values["trials"] = len(seeds)
     else:
         values["seeds"] = list(range(values.get("trials", 3)))
+
+
+def _check_selection(cls, values: dict[str, Any], blind: bool, where: str) -> None:
+    """How demonstrations are chosen: RICES only where the task draws from a train split, and
+    never for the blind baseline."""
     if values.get("selection", "random") not in SELECTIONS:
         raise EvalError(f"{where}: selection {values['selection']!r}: expected one of {', '.join(SELECTIONS)}")
     if values.get("selection") == "rices" and not cls.uses_selection:
@@ -247,6 +250,11 @@ def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
     if values.get("selection") == "rices" and blind:
         raise EvalError(f"{where}: the blind baseline with selection 'rices' would pass image "
                         f"content through the choice of demonstrations; use selection: random")
+
+
+def _check_texts(values: dict[str, Any], where: str) -> None:
+    """Templates, label, stop strings and data paths; a single stop string or data path
+    becomes a list or mapping."""
     for key in ("template", "query_template", "label"):
         if values.get(key) is not None:
             _check_type(values[key], str, key, where)
@@ -261,6 +269,23 @@ def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise EvalError(f"{where}: data must be a path or a mapping of data keys to paths, got {data!r:.80}")
     values["data"] = data
+
+
+def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
+    for key in ("decoding", "options"):
+        if given.get(key) is not None and not isinstance(given[key], dict):
+            raise EvalError(f"{where}: {key} must be a mapping, got {given[key]!r:.60}")
+    values = {**cls.defaults, **given}
+    decoding = {**cls.defaults.get("decoding", {}), **(values.get("decoding") or {})}
+    values["decoding"] = decoding
+    values["options"] = cls.check_options(values.get("options") or {})
+    _check_keys(decoding, tuple(f.name for f in dataclasses.fields(Decoding)), where, "decoding key")
+    blind = values.get("blind", False)
+    _check_type(blind, bool, "blind", where)
+    values.setdefault("label", cls.name + ("-blind" if blind else ""))
+    _check_counts(values, given, where)
+    _check_selection(cls, values, blind, where)
+    _check_texts(values, where)
     try:
         values["decoding"] = Decoding(**decoding)
     except TypeError as err:
@@ -275,10 +300,8 @@ def _check_keys(values: dict[str, Any], allowed: tuple[str, ...], where: str, wh
                 extra: tuple[str, ...] = ()) -> None:
     for key in values:
         if key not in allowed and key not in extra:
-            close = difflib.get_close_matches(str(key), allowed + extra, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise EvalError(f"{where}: unknown {what} {key!r}{hint}; expected one of "
-                            f"{', '.join(allowed)}")
+            raise EvalError(f"{where}: unknown {what} {key!r}{did_you_mean(key, allowed + extra)}; "
+                            f"expected one of {', '.join(allowed)}")
 
 
 def _check_type(value: Any, kind: type, name: str, where: str) -> None:

@@ -3,6 +3,10 @@
 A task turns (shots, seed) into scored queries: each `Query` carries a complete prompt (text
 and `ImageRef` items), the references it is scored against and the image shown in the report.
 The loop generates, the task reads the answer out of the generated text and scores a trial.
+
+A task also checks its own `options:` (`check_options`), so eval.settings knows only the
+settings every task shares. A new task is one module here, registered with `@register` and
+imported in tasks/__init__.py.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from frozen.config import did_you_mean
+
 from ..errors import EvalError
 from ..queries import Query, Record
 
 if TYPE_CHECKING:
     from ..selection import Selector
-    from ..settings import TaskSettings
 
 
 class Task(ABC):
@@ -33,11 +38,24 @@ class Task(ABC):
     prompt_defines_answer: ClassVar[bool] = False  # the demonstrations define the answer (fast
     #   binding: they name the classes); the report then shows each example's whole prompt
 
-    def __init__(self, settings: "TaskSettings"):
+    def __init__(self, settings):
+        """settings: this task's eval.settings.TaskSettings (eval.settings.build makes them)."""
         self.settings = settings
-        self.options: dict[str, Any] = {**self.option_defaults, **settings.options}
+        self.options: dict[str, Any] = self.check_options(settings.options)
         self.data: dict[str, Path] = resolve_data(self, settings.data)
         self.notes: list[str] = []                # said once in results.json (e.g. SPICE skipped)
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The task's options with its defaults filled in. An unknown option raises EvalError
+        naming the task, the option and the known ones; a task whose options take only some
+        values extends this (super() first, then its checks)."""
+        known = tuple(cls.option_defaults)
+        for key in options:
+            if key not in known:
+                raise EvalError(f"task {cls.name}: unknown option {key!r}{did_you_mean(key, known)}; "
+                                f"expected one of {', '.join(known) or 'none (this task has no options)'}")
+        return {**cls.option_defaults, **options}
 
     @abstractmethod
     def queries(self, shots: int, seed: int, selector: "Selector | None") -> list[Query]:

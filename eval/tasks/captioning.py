@@ -37,12 +37,17 @@ class CocoCaptioning(FewShotTask):
     answer_field = "caption"
     karpathy_name = "Karpathy split file (dataset_coco.json)"
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().check_options(options)
+        metrics = options["metrics"]
+        if not isinstance(metrics, list) or not metrics or any(m not in SCORERS for m in metrics):
+            raise EvalError(f"task {cls.name}: options.metrics must list some of {', '.join(SCORERS)}, "
+                            f"got {metrics!r}")
+        return options
+
     def __init__(self, settings):
         super().__init__(settings)
-        metrics = self.options["metrics"]
-        if not isinstance(metrics, list) or not metrics or any(m not in SCORERS for m in metrics):
-            raise EvalError(f"task {self.name}: options.metrics must list some of {', '.join(SCORERS)}, "
-                            f"got {metrics!r}")
         self._images: list[Any] | None = None
 
     def prepare(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import EvalError
 from ..metrics.match import exact_match, mean_by_group
@@ -51,16 +51,21 @@ class MiniImageNetBinding(Task):
                        "induction": "Answer with {names}.\n"}
     data_files = {"images": "."}
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().check_options(options)
+        ways, names = options["ways"], options["names"]
+        if not isinstance(ways, int) or ways < 2:
+            raise EvalError(f"task {cls.name}: options.ways must be an integer >= 2, got {ways!r}")
+        if not isinstance(names, list) or len(set(names)) < ways:
+            raise EvalError(f"task {cls.name}: options.names must list at least {ways} distinct names")
+        if not isinstance(options["repeats"], int) or options["repeats"] < 0:
+            raise EvalError(f"task {cls.name}: options.repeats must be an integer >= 0")
+        return options
+
     def __init__(self, settings):
         super().__init__(settings)
         self.template = Template(settings.template, "name", settings.query_template)
-        ways, names = self.options["ways"], self.options["names"]
-        if not isinstance(ways, int) or ways < 2:
-            raise EvalError(f"task {self.name}: options.ways must be an integer >= 2, got {ways!r}")
-        if not isinstance(names, list) or len(set(names)) < ways:
-            raise EvalError(f"task {self.name}: options.names must list at least {ways} distinct names")
-        if not isinstance(self.options["repeats"], int) or self.options["repeats"] < 0:
-            raise EvalError(f"task {self.name}: options.repeats must be an integer >= 0")
         self._classes: dict[str, list[Path]] | None = None
 
     def classes(self) -> dict[str, list[Path]]:

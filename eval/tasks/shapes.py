@@ -50,9 +50,14 @@ class ShapesTask(Task):
                                 f"formats are fixed by its contract (frozen.toy.prompts)")
         if settings.zero_shot_text_demos:
             raise EvalError(f"task {self.name}: zero_shot_text_demos does not apply to the shapes world")
-        if self.options.get("split") not in SPLITS:
-            raise EvalError(f"task {self.name}: options.split must be one of {', '.join(SPLITS)}")
         self.salt = zlib.crc32(f"eval/{self.name}".encode())
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().check_options(options)
+        if options.get("split") not in SPLITS:
+            raise EvalError(f"task {cls.name}: options.split must be one of {', '.join(SPLITS)}")
+        return options
 
     @abstractmethod
     def episode(self, rng: np.random.Generator, index: int, shots: int):
@@ -116,17 +121,24 @@ class ShapesStyled(ShapesTask):
     defaults = {**ShapesTask.defaults, "shots": [1, 2, 4]}
     option_defaults = {"split": "train", "demo_split": "train", "styles": None}
 
-    def __init__(self, settings):
-        super().__init__(settings)
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
         from frozen.toy.captions import STYLES
 
-        styles = self.options["styles"] or list(STYLES)
+        options = super().check_options(options)
+        styles = options["styles"] or list(STYLES)
         unknown = [s for s in styles if s not in STYLES] if isinstance(styles, list) else [styles]
         if unknown:
-            raise EvalError(f"task {self.name}: unknown style(s) {unknown}; expected some of {', '.join(STYLES)}")
-        if self.options["demo_split"] not in SPLITS:
-            raise EvalError(f"task {self.name}: options.demo_split must be one of {', '.join(SPLITS)}")
-        self.styles = styles
+            raise EvalError(f"task {cls.name}: unknown style(s) {unknown}; expected some of {', '.join(STYLES)}")
+        if options["demo_split"] not in SPLITS:
+            raise EvalError(f"task {cls.name}: options.demo_split must be one of {', '.join(SPLITS)}")
+        return options
+
+    def __init__(self, settings):
+        from frozen.toy.captions import STYLES
+
+        super().__init__(settings)
+        self.styles = self.options["styles"] or list(STYLES)   # none given: every style
 
     def style(self, index: int) -> str:
         return self.styles[index % len(self.styles)]
@@ -167,11 +179,13 @@ class ShapesBinding(ShapesTask):
     defaults = {**ShapesTask.defaults, "shots": [1], "decoding": {"max_new_tokens": 4}}
     option_defaults = {"split": "train", "ways": 2}
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        ways = self.options["ways"]
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().check_options(options)
+        ways = options["ways"]
         if not isinstance(ways, int) or not 2 <= ways <= 4:
-            raise EvalError(f"task {self.name}: options.ways must be 2, 3 or 4 (one shape per way), got {ways!r}")
+            raise EvalError(f"task {cls.name}: options.ways must be 2, 3 or 4 (one shape per way), got {ways!r}")
+        return options
 
     def episode(self, rng, index, shots):
         from frozen.toy.prompts import sample_binding_episode

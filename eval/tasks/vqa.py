@@ -54,12 +54,17 @@ class VQAv2(FewShotTask):
     }
     answer_field = "answer"
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().check_options(options)
+        if options["postprocess"] not in POSTPROCESS:
+            raise EvalError(f"task {cls.name}: options.postprocess {options['postprocess']!r} is not "
+                            f"one of {sorted(POSTPROCESS)}")
+        return options
+
     def __init__(self, settings):
         super().__init__(settings)
         name = self.options["postprocess"]
-        if name not in POSTPROCESS:
-            raise EvalError(f"task {self.name}: options.postprocess {name!r} is not one of "
-                            f"{sorted(POSTPROCESS)}")
         self.postprocess = POSTPROCESS[name]
         self.notes.append(f"predictions post-processed before scoring: {name} (options.postprocess)")
 

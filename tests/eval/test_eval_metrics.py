@@ -176,7 +176,11 @@ def test_unknown_vqa_postprocessing_is_refused(tmp_path, vqa_dir):
     from eval.settings import build
     from eval.tasks import task_class
 
-    settings = build({}, {"model": "unused", "out": str(tmp_path), "data": {"path": str(vqa_dir)},
-                          "options": {"postprocess": "titlecase"}}, select=["vqav2"])
+    given = {"model": "unused", "out": str(tmp_path), "data": {"path": str(vqa_dir)},
+             "options": {"postprocess": "titlecase"}}
+    with pytest.raises(EvalError, match="options.postprocess 'titlecase' is not one of"):
+        build({}, given, select=["vqav2"])
+    settings = build({}, {**given, "options": {}}, select=["vqav2"])
+    settings.tasks[0].options["postprocess"] = "titlecase"     # set after the settings were checked
     with pytest.raises(EvalError, match="options.postprocess 'titlecase' is not one of"):
         task_class("vqav2")(settings.tasks[0])
