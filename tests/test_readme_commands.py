@@ -1,4 +1,5 @@
-"""Every command in README.md and eval/README.md runs as written after the quickstart.
+"""Every command and Python example in README.md and eval/README.md runs as written after the
+quickstart.
 
 The commands are read from the READMEs themselves, so a new or changed command is checked (or
 must be listed below with the reason it cannot run here). They run in a scratch folder laid
@@ -31,6 +32,8 @@ NOT_HERE = {
     r"frozen\.data\.resize \"/data/cc3m": "CC3M shards",
     r"frozen\.data\.obelics \"obelics/": "OBELICS parquet files",
 }
+# Python examples that cannot run here, by a pattern they contain.
+PYTHON_NOT_HERE = {r"path/to/": "placeholders for the user's own LM and images (path/to, img1)"}
 # Eval commands that need a real data set: they must fail for that data alone (exit 2).
 NEEDS_DATA = r"--task coco|configs/eval/coco\.yaml"
 
@@ -85,9 +88,14 @@ ALL = list({command: (name, command) for name in ("eval/README.md", "README.md")
              for command in readme_commands(ROOT / name)}.values())     # each command once
 
 
+PYTHON = [(name, block) for name in ("README.md", "eval/README.md")
+          for block in fenced_blocks((ROOT / name).read_text(), ("python",))]
+
+
 def test_the_readmes_have_commands():
     names = {name for name, _ in ALL}
     assert names == {"README.md", "eval/README.md"} and len(ALL) > 15
+    assert any(not re.search(p, b) for _, b in PYTHON for p in PYTHON_NOT_HERE), "no runnable example"
 
 
 def shortened(command: str) -> list[str]:
@@ -159,3 +167,12 @@ def test_command_runs_as_written(readme, command, after_quickstart, capsys, monk
     else:
         assert code == 0, err[-3000:]
 
+
+
+@pytest.mark.parametrize("readme, block", PYTHON, ids=[f"{n}: {b.splitlines()[0][:50]}" for n, b in PYTHON])
+def test_python_example_runs_as_written(readme, block, after_quickstart, monkeypatch):
+    reason = next((why for pattern, why in PYTHON_NOT_HERE.items() if re.search(pattern, block)), None)
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.chdir(after_quickstart)
+    exec(compile(block, f"<{readme} example>", "exec"), {"__name__": "__readme__"})
