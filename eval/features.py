@@ -8,7 +8,6 @@ float32, on CPU: dot products are cosine similarities.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -93,7 +92,7 @@ class FeatureCache:
     def _save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        torch.save({"keys": self.keys, "features": self.features}, partial)
-        os.replace(partial, self.path)
+        from frozen.atomic import replacing     # frozen loads only once something is written
+
+        with replacing(self.path) as tmp:
+            torch.save({"keys": self.keys, "features": self.features}, tmp)

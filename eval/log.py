@@ -38,7 +38,9 @@ class PredictionLog:
                 raise EvalError(f"{self.folder} holds predictions made with other settings "
                                 f"({'; '.join(changed[:5])}); pass --restart to discard them, "
                                 f"or choose another --out")
-        run_file.write_text(json.dumps(header, indent=2), encoding="utf-8")
+        from frozen.atomic import write_text     # frozen loads only once something is written
+
+        write_text(run_file, json.dumps(header, indent=2))
         self.records: dict[Key, Record] = {}
         self._load()
 

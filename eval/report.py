@@ -21,7 +21,6 @@ import datetime
 import html
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +75,9 @@ def results_json(settings: RunSettings, results: dict[str, TaskResult], fingerpr
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically (a reader never sees half a file)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, path)
+    from frozen.atomic import write_text        # frozen loads only once something is written
+
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 # ---- report.html ---------------------------------------------------------------------------

@@ -78,7 +78,9 @@ def run(settings: RunSettings, model: Any = None) -> dict[str, TaskResult]:
         _write_exports(out / label / "answers", result)
         results[label] = result
         write_json(out / "results.json", results_json(settings, results, fingerprint))
-    (out / "report.html").write_text(report_html(settings, results), encoding="utf-8")
+    from frozen.atomic import write_text
+
+    write_text(out / "report.html", report_html(settings, results))
     return results
 
 

@@ -375,19 +375,23 @@ class FrozenModel(nn.Module):
         state_dict: the trainable weights to write instead of this module's own (e.g. gathered
         from FSDP shards).
         """
+        from uuid import uuid4
+
         from safetensors.torch import save_file
 
+        from .atomic import replacing_files
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         config = self.config.to_dict()
         config["lm"] = absolute_lm_source(config["lm"])    # the folder loads from anywhere
-        meta = {"config": config, "lm_fingerprint": self.lm_fingerprint(), "format_version": 1}
+        weights_id = uuid4().hex            # in both files: from_pretrained refuses a mix of saves
+        meta = {"config": config, "lm_fingerprint": self.lm_fingerprint(), "format_version": 1,
+                "weights_id": weights_id}
         state = state_dict if state_dict is not None else self.trainable_state_dict()
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-        tmp = folder / (WEIGHTS_FILE + ".tmp")
-        save_file(state, str(tmp))
-        tmp.replace(folder / WEIGHTS_FILE)
-        (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        with replacing_files(folder) as tmp:    # both land only once both are complete
+            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"weights_id": weights_id})
         return folder
 
     @classmethod
@@ -396,7 +400,7 @@ class FrozenModel(nn.Module):
 
         overrides: FrozenConfig fields to change at load time, e.g. dtype="bfloat16".
         """
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
         folder = Path(folder)
         config_path = folder / CONFIG_FILE
@@ -427,5 +431,12 @@ class FrozenModel(nn.Module):
         if model.vision is not None:
             if not weights.is_file():
                 raise FileNotFoundError(f"{str(folder)!r} has no {WEIGHTS_FILE}")
-            model.load_trainable_state_dict(load_file(str(weights)))
+            with safe_open(str(weights), "pt") as f:
+                state = {name: f.get_tensor(name) for name in f.keys()}
+                weights_id = (f.metadata() or {}).get("weights_id")
+            if weights_id != meta.get("weights_id"):
+                raise ValueError(f"{str(folder)!r}: its {WEIGHTS_FILE} and {CONFIG_FILE} were "
+                                 "written by different saves (a save was cut short, or one file "
+                                 "was copied from another folder); save the model again")
+            model.load_trainable_state_dict(state)
         return model.eval()        # loaded for inference, as transformers does

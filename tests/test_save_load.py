@@ -94,3 +94,64 @@ def test_missing_lm_says_how_to_point_at_it(tiny_model, lm_dirs, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"LM folder not found.*lm=PATH.*--lm-path"):
         FrozenModel.from_pretrained(folder)
     assert FrozenModel.from_pretrained(folder, lm=lm_dirs("llama")).vision is not None
+
+
+@pytest.mark.parametrize("failing_write", ["weights", "config"])
+def test_an_interrupted_save_keeps_the_previous_model_loadable(tiny_model, tmp_path, monkeypatch,
+                                                               failing_write):
+    import pathlib
+
+    import safetensors.torch
+
+    old, new = trained(tiny_model()), trained(tiny_model())
+    folder = old.save_pretrained(tmp_path / "saved")
+    (folder / "notes.txt").write_text("the user's own file")
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if failing_write == "weights":          # the config is written by then
+        monkeypatch.setattr(safetensors.torch, "save_file", cut)
+    else:
+        monkeypatch.setattr(pathlib.Path, "write_text", cut)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(folder)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved"]      # no temporary folder
+    assert sorted(p.name for p in folder.iterdir()) == ["frozen_config.json", "model.safetensors",
+                                                         "notes.txt"]
+    batch = old.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
+    assert torch.equal(FrozenModel.from_pretrained(folder).embed(batch), old.embed(batch))
+
+
+def test_saving_over_a_model_replaces_it_and_keeps_other_files(tiny_model, tmp_path):
+    old, new = trained(tiny_model()), trained(tiny_model())
+    folder = old.save_pretrained(tmp_path / "saved")
+    (folder / "notes.txt").write_text("the user's own file")
+    new.save_pretrained(folder)
+    assert (folder / "notes.txt").read_text() == "the user's own file"
+    batch = new.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
+    assert torch.equal(FrozenModel.from_pretrained(folder).embed(batch), new.embed(batch))
+
+
+def test_a_folder_mixing_two_saves_is_refused(tiny_model, tmp_path):
+    first = trained(tiny_model()).save_pretrained(tmp_path / "first")
+    second = trained(tiny_model()).save_pretrained(tmp_path / "second")
+    shutil.copy(second / "model.safetensors", first / "model.safetensors")
+    with pytest.raises(ValueError, match="written by different saves"):
+        FrozenModel.from_pretrained(first)
+
+
+def test_a_folder_saved_without_a_weights_id_still_loads(tiny_model, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    model = trained(tiny_model())
+    folder = model.save_pretrained(tmp_path / "saved")
+    meta = json.loads((folder / "frozen_config.json").read_text())
+    del meta["weights_id"]
+    (folder / "frozen_config.json").write_text(json.dumps(meta))
+    save_file(load_file(str(folder / "model.safetensors")), str(folder / "model.safetensors"))
+    batch = model.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
+    assert torch.equal(FrozenModel.from_pretrained(folder).embed(batch), model.embed(batch))

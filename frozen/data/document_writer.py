@@ -4,7 +4,7 @@ Each document is `KEY.json` ({"text_list", "image_info"}, see frozen.data.docume
 member `KEY.<i>.<ext>` per image, named in its image_info entry by `image_name`. An image
 without bytes keeps its entry (and any `raw_url`) with no member, so the reader counts it as
 missing instead of it vanishing silently. Shards are written under a temporary name and
-renamed when complete.
+renamed when complete (frozen.atomic.replacing).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from contextlib import ExitStack
 from pathlib import Path
 
+from ..atomic import replacing
 from .shards import shard_pattern
 
 # Leading bytes -> the member extension (the reader decodes by content, not by extension).
@@ -38,6 +40,7 @@ class DocumentWriter:
         self.paths: list[Path] = []
         self.documents = 0
         self._tar: tarfile.TarFile | None = None
+        self._shard = ExitStack()          # the open shard's replacing(path), reused per shard
 
     def add(self, texts: list[str], images: list[tuple], **extra) -> str:
         """Write one document: its sentences, and per image (matched_text_index, bytes or None)
@@ -66,13 +69,13 @@ class DocumentWriter:
         self._finish_shard()
         path = self.out / f"{len(self.paths):05d}.tar"
         self.paths.append(path)
-        self._tar = tarfile.open(path.with_suffix(".tar.tmp"), "w")
+        self._tar = tarfile.open(self._shard.enter_context(replacing(path)), "w")
 
     def _finish_shard(self) -> None:
         if self._tar is not None:
             self._tar.close()
-            self.paths[-1].with_suffix(".tar.tmp").replace(self.paths[-1])
             self._tar = None
+            self._shard.close()             # the shard replaces its temporary name
 
     def close(self) -> str:
         """Finish the last shard; returns the shards' brace pattern ('' if none were written)."""

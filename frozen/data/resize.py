@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import replacing
 from ..images import ImageError, load_image, scale_longer_side
 from .decode import IMAGE_KEYS
 from .shards import expand_shards
@@ -42,8 +42,7 @@ def resize_shard(url: str, out: Path, size: int, quality: int, bar: tqdm) -> dic
     import webdataset as wds
 
     counts = {"written": 0, "unreadable_image": 0, "no_image": 0}
-    tmp = out.with_name(out.name + ".tmp")
-    with wds.TarWriter(str(tmp)) as sink:
+    with replacing(out) as tmp, wds.TarWriter(str(tmp)) as sink:
         for sample in wds.WebDataset(url, shardshuffle=False, empty_check=False):
             image_ext = next((ext for ext in IMAGE_KEYS if ext in sample), None)
             if image_ext is None:
@@ -60,7 +59,6 @@ def resize_shard(url: str, out: Path, size: int, quality: int, bar: tqdm) -> dic
             sink.write(record)
             counts["written"] += 1
             bar.update(1)
-    os.replace(tmp, out)
     return counts
 
 

@@ -35,6 +35,7 @@ import torch
 from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from frozen.atomic import replacing_files, write_text
 from frozen.toy.corpus import TARGET, CorpusMix, Document, documents, vocabulary_texts
 from frozen.toy.standins import STANDIN_TOKENS
 from frozen.toy.tokenizer import train_tokenizer
@@ -221,7 +222,7 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
         *[f"- {key}: {value}" for key, value in asdict(recipe).items()],
         "",
     ]
-    (out / "README.md").write_text("\n".join(lines))
+    write_text(out / "README.md", "\n".join(lines))
 
 
 def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMix = CorpusMix(),
@@ -246,9 +247,9 @@ def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMi
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with replacing_files(out) as tmp:      # the folder's files land once all are written
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return model, tokenizer, losses
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from frozen.atomic import replacing
 from frozen.data.shards import shard_pattern
 from frozen.toy.captions import caption
 from frozen.toy.render import render, sample_attributes, sample_scene
@@ -39,8 +40,7 @@ def write_split(folder: Path, samples: int, seed: int, per_shard: int = 2000,
     bar = tqdm(total=samples, unit="img", desc=desc, disable=not progress)
     for shard, start in enumerate(range(0, samples, per_shard)):
         path = folder / f"{shard:05d}.tar"
-        tmp = path.with_suffix(".tar.tmp")
-        with tarfile.open(tmp, "w") as tar:
+        with replacing(path) as tmp, tarfile.open(tmp, "w") as tar:
             for index in range(start, min(start + per_shard, samples)):
                 attributes = sample_attributes(rng, "train")
                 image = render(sample_scene(rng, attributes))
@@ -51,7 +51,6 @@ def write_split(folder: Path, samples: int, seed: int, per_shard: int = 2000,
                 _add(tar, f"{key}.txt", caption(attributes, "plain").encode())
                 _add(tar, f"{key}.json", json.dumps(dataclasses.asdict(attributes)).encode())
                 bar.update(1)
-        tmp.replace(path)
         paths.append(path)
     bar.close()
     return paths

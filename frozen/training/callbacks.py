@@ -21,6 +21,7 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
+from frozen.atomic import replacing
 from frozen.threads import set_cpu_threads
 
 from .export import save_inference_folder
@@ -70,14 +71,12 @@ class RunCheckpoint(ModelCheckpoint):
         """Atomically make `path` a hard link to `target` (rank 0); False where impossible."""
         linked = False
         if trainer.is_global_zero and _is_local_file_protocol(path) and os.path.isfile(target):
-            tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
             try:
-                tmp.unlink(missing_ok=True)
-                os.link(target, tmp)
-                os.replace(tmp, path)
+                with replacing(path) as tmp:
+                    os.link(target, tmp)
                 linked = True
             except OSError:
-                tmp.unlink(missing_ok=True)
+                pass
         return trainer.strategy.broadcast(linked)
 
     def _find_last_checkpoints(self, trainer: "pl.Trainer") -> set[str]:

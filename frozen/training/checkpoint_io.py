@@ -4,8 +4,9 @@ a write that fails says in one line which file and why.
 Lightning's TorchCheckpointIO writes through an fsspec transaction whose temporary file lives
 in the system temp folder; when that is another filesystem than the checkpoint folder (local
 /tmp, checkpoints on NFS or Lustre) the final move is a copy, which a kill can cut short.
-Here the temporary file sits next to the target, is fsynced, and replaces it with os.replace,
-an atomic rename. Remote URLs keep Lightning's own path.
+Here the write goes through frozen.atomic.replacing: the temporary file sits next to the
+target, is fsynced, and replaces it with os.replace, an atomic rename. Remote URLs keep
+Lightning's own path.
 
 When the disk is full or the folder read-only, torch.save reports only its zip writer's
 "unexpected pos"; the operating system's error is caught here on its way through the file
@@ -24,6 +25,8 @@ from urllib.parse import urlparse
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from frozen.atomic import replacing
 
 
 class CheckpointWriteError(OSError):
@@ -58,33 +61,14 @@ class _ErrorKeepingFile:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save(obj, path) through a temporary file and an atomic rename (see module)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     sink = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             sink = _ErrorKeepingFile(f)
             torch.save(obj, sink)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)        # make the rename itself durable
-        finally:
-            os.close(fd)
     except (OSError, RuntimeError) as err:
         cause = sink.error if sink is not None and sink.error is not None else err
         raise CheckpointWriteError(write_failure(path, cause, obj)) from cause
-    finally:
-        _remove(tmp)
-
-
-def _remove(tmp: Path) -> None:
-    try:
-        tmp.unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 def write_failure(path: Path, err: BaseException, obj: Any = None) -> str:

@@ -32,7 +32,7 @@ def test_resized_shards_keep_captions_and_shrink_images(tmp_path):
     assert members["a.txt"] == b"a red picture"
     image = Image.open(io.BytesIO(members["a.jpg"]))
     assert image.size == (64, 48)
-    assert not list((tmp_path / "out").glob("*.tmp"))
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["00000.tar"]     # no temporary file
 
 
 def test_missing_shard_is_named(tmp_path, capsys):
