@@ -81,9 +81,9 @@ class SamplingOptions:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
-    def check_names(cls, names: Sequence[str], allowed: Sequence[str] | None = None) -> None:
-        """Refuse names that are not fields (or not in `allowed`), suggesting the closest."""
-        allowed = list(cls.field_names() if allowed is None else allowed)
+    def check_names(cls, names: Sequence[str]) -> None:
+        """Refuse names that are not fields, suggesting the closest."""
+        allowed = cls.field_names()
         unknown = [name for name in names if name not in allowed]
         if unknown:
             raise ValueError(f"unknown sampling option(s): {', '.join(map(repr, unknown))}"
