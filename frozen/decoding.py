@@ -223,7 +223,7 @@ class Decoder:
         noise = NoiseSource(sampler, options.seed, (batch, vocab), device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)             # (B,)
         bias = hold_eos if options.min_new_tokens > 0 else no_bias
-        token = sampler(logits + bias, noise())                            # (B,)
+        token = sampler(logits + bias, noise())                                # (B,)
         done = done | torch.isin(token, eos)
         key = (batch, mask.shape[1], sampler)
         step = self._compiled_step(key, cache, sampler, self._compiles(options))
