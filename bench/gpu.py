@@ -118,7 +118,8 @@ def timed(fn: Callable[[], int], device: str, repeats: int) -> tuple[float, int]
 
 def decode_fns(model, prompts: list[str]) -> dict[str, Callable[[int], int]]:
     """name -> fn(new_tokens) that decodes greedily and returns the new tokens it made."""
-    from frozen.generation import SamplingOptions, generate_ids
+    from frozen import SamplingOptions
+    from frozen.generation import generate_ids
 
     tok = model.tokenizer
 

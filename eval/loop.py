@@ -84,10 +84,9 @@ def evaluate(model, task: Task, log: PredictionLog, selector: Selector | None,
              progress: bool = True, shown: int = 12) -> TaskResult:
     """Run every (shots, trial) of `task`, resuming from `log`; score each trial."""
     settings = task.settings
-    stop = task.stop_strings() or None
-    decoding = settings.decoding.kwargs()
-    if getattr(getattr(model, "device", None), "type", None) == "cuda":
-        decoding["static_cache"] = True     # the fast decode path; same greedy output
+    on_cuda = getattr(getattr(model, "device", None), "type", None) == "cuda"
+    # The task's stop strings; on CUDA the fast decode path (same greedy output).
+    options = settings.decoding.replace(stop=task.stop_strings() or None, static_cache=on_cuda)
     transform = getattr(model, "image_transform", None)
     result = TaskResult(task)
     with ThreadPoolExecutor(max_workers=1) as loader:
@@ -106,7 +105,7 @@ def evaluate(model, task: Task, log: PredictionLog, selector: Selector | None,
                 batches = [pending[i:i + settings.batch_size] for i in range(0, len(pending), settings.batch_size)]
                 for batch, prompts in _prefetch(loader, batches, settings.blind, transform):
                     try:
-                        outputs = model.generate(prompts, stop=stop, **decoding)
+                        outputs = model.generate(prompts, options)
                     except ValueError as err:      # e.g. a prompt longer than the context window
                         raise EvalError(f"{settings.label}, {shots} shots: generation failed: {err}") from None
                     if len(outputs) != len(batch):

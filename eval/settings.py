@@ -20,32 +20,46 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frozen.config import did_you_mean
 
 from .errors import EvalError
 from .tasks import task_class
 
+if TYPE_CHECKING:                  # frozen (torch, transformers) loads only when a task is built
+    from frozen.sampling import SamplingOptions
+
 RUN_KEYS = ("model", "out", "lm", "dtype", "device", "cache_dir", "report_examples", "progress", "restart")
 SELECTIONS = ("random", "rices")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-@dataclass
-class Decoding:
-    """Decoding options passed to model.generate (greedy by default)."""
+# A task's `decoding:` takes every frozen.SamplingOptions field but those the loop sets.
+LOOP_DECODING = {
+    "stop": "the task's stop strings come from its template and its `stop:` setting",
+    "num_return_sequences": "each query gets one answer",
+    "static_cache": "the fast decode path is taken on a CUDA device",
+    "compile": "the fast decode path compiles on a CUDA device",
+}
+DEFAULT_DECODING = {"max_new_tokens": 20}       # greedy otherwise
 
-    max_new_tokens: int = 20
-    num_beams: int = 1
-    temperature: float = 0.0
-    top_p: float | None = None
-    top_k: int | None = None
-    do_sample: bool | None = None
-    seed: int | None = None
 
-    def kwargs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+def decoding_options(given: dict[str, Any], where: str) -> "SamplingOptions":
+    """A task's `decoding:` mapping as SamplingOptions, over DEFAULT_DECODING."""
+    from frozen.sampling import SamplingOptions
+
+    for key in given:
+        if key in LOOP_DECODING:
+            raise EvalError(f"{where}: decoding: {key!r} is not set here: {LOOP_DECODING[key]}")
+    try:
+        return SamplingOptions.from_dict({**DEFAULT_DECODING, **given})
+    except ValueError as err:
+        raise EvalError(f"{where}: decoding: {err}") from None
+
+
+def default_decoding() -> "SamplingOptions":
+    return decoding_options({}, "defaults")
 
 
 @dataclass
@@ -65,7 +79,7 @@ class TaskSettings:
     template: str | None = None        # demonstration template, e.g. <image>Output:{caption}<|endofchunk|>
     query_template: str | None = None  # default: the template cut before the answer field
     stop: list[str] | None = None      # default: the text after the answer field in the template
-    decoding: Decoding = field(default_factory=Decoding)
+    decoding: SamplingOptions = field(default_factory=default_decoding)
     batch_size: int = 8
     blind: bool = False                # every image black: the blind baseline
     options: dict[str, Any] = field(default_factory=dict)  # task-specific, see each task
@@ -74,6 +88,10 @@ class TaskSettings:
         """The settings that decide the outputs (batch size does not)."""
         data = dataclasses.asdict(self)
         data.pop("batch_size")
+        decoding = {k: v for k, v in data["decoding"].items() if k not in LOOP_DECODING}
+        if not decoding["min_new_tokens"]:    # left out at its default: logs that do not
+            del decoding["min_new_tokens"]    # record it stay resumable
+        data["decoding"] = decoding
         return data
 
 
@@ -279,20 +297,13 @@ def _task_settings(cls, given: dict[str, Any], where: str) -> TaskSettings:
     decoding = {**cls.defaults.get("decoding", {}), **(values.get("decoding") or {})}
     values["decoding"] = decoding
     values["options"] = cls.check_options(values.get("options") or {})
-    _check_keys(decoding, tuple(f.name for f in dataclasses.fields(Decoding)), where, "decoding key")
     blind = values.get("blind", False)
     _check_type(blind, bool, "blind", where)
     values.setdefault("label", cls.name + ("-blind" if blind else ""))
     _check_counts(values, given, where)
     _check_selection(cls, values, blind, where)
     _check_texts(values, where)
-    try:
-        values["decoding"] = Decoding(**decoding)
-    except TypeError as err:
-        raise EvalError(f"{where}: decoding: {err}") from None
-    for key, value in values["decoding"].kwargs().items():
-        if key in ("max_new_tokens", "num_beams"):
-            _check_int(value, f"decoding.{key}", where, minimum=1)
+    values["decoding"] = decoding_options(decoding, where)
     return TaskSettings(**values)
 
 

@@ -14,7 +14,8 @@ from .config import FrozenConfig
 from .images import ImageError, ImageTransform, load_image
 from .model import FrozenModel, FrozenOutput
 from .prompts import PromptBatch, PromptError, Target
+from .sampling import SamplingOptions
 
 __all__ = ["FrozenConfig", "FrozenModel", "FrozenOutput", "ImageError", "ImageTransform",
-           "PromptBatch", "PromptError", "Target", "load_image"]
+           "PromptBatch", "PromptError", "SamplingOptions", "Target", "load_image"]
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from .images import ImageError, load_image
 from .prompts import PromptError
+from .sampling import SamplingOptions
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +29,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--min-new-tokens", type=int, default=0, help="no EOS before this many")
+    parser.add_argument("--do-sample", action="store_const", const=True, default=None,
+                        help="sample (at temperature 1 unless --temperature is given)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)
@@ -40,18 +44,16 @@ def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 64
                              "compiled one-token step; the first call for each batch size and "
                              "cache-length bucket pays the compile (tens of seconds for a 7B "
                              "model), later calls in the process reuse it")
-    parser.add_argument("--no-compile", action="store_true",
+    parser.add_argument("--no-compile", dest="compile", action="store_const", const=False,
+                        default=None,
                         help="with --static-cache: run the step uncompiled (no first-call cost)")
     parser.add_argument("--truncation", choices=["error", "left"], default="error",
                         help="a prompt longer than the context window: error, or keep its end")
 
 
-def _sampling(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                top_p=args.top_p, top_k=args.top_k, num_beams=args.num_beams,
-                num_return_sequences=args.num_return_sequences, stop=args.stop, seed=args.seed,
-                static_cache=args.static_cache, compile=False if args.no_compile else None,
-                truncation=args.truncation)
+def sampling_options(args: argparse.Namespace, **overrides: Any) -> SamplingOptions:
+    """The sampling flags (argparse dests named like SamplingOptions fields) as options."""
+    return SamplingOptions.from_namespace(args).replace(**overrides)
 
 
 def load_model(args: argparse.Namespace):
@@ -106,17 +108,18 @@ def _jsonl_prompt(line: str, where: str) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    options = sampling_options(args)
     prompts = _read_prompts(args)
+    if args.stream and len(prompts) != 1:
+        raise PromptError("--stream takes a single prompt")
     model = load_model(args)
     if args.stream:
-        if len(prompts) != 1:
-            raise PromptError("--stream takes a single prompt")
         print(prompts[0], end="", flush=True)
-        for piece in model.stream(prompts[0], **_sampling(args)):
+        for piece in model.stream(prompts[0], options, truncation=args.truncation):
             print(piece, end="", flush=True)
         print()
         return
-    outputs = model.generate(prompts, batch_size=args.batch_size, **_sampling(args))
+    outputs = model.generate(prompts, options, truncation=args.truncation, batch_size=args.batch_size)
     for prompt, output in zip(prompts, outputs):
         continuations = output if isinstance(output, list) else [output]
         if args.json:
@@ -129,6 +132,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_caption(args: argparse.Namespace) -> None:
+    stop = args.stop if args.stop is not None else ([args.sep] if args.sep else None)
+    options = sampling_options(args, stop=stop)
     demos: list[Any] = []
     for path, caption in args.demo or []:
         demos += [load_image(path), args.prefix + caption + args.sep]
@@ -137,9 +142,8 @@ def cmd_caption(args: argparse.Namespace) -> None:
         raise PromptError("captioning needs a model with a vision encoder: use --model")
     prompts = [demos + [load_image(path)] + ([args.prefix] if args.prefix else [])
                for path in args.images]
-    stop = args.stop if args.stop is not None else ([args.sep] if args.sep else None)
-    sampling = _sampling(args) | {"stop": stop}
-    for path, caption in zip(args.images, model.generate(prompts, **sampling)):
+    captions = model.generate(prompts, options, truncation=args.truncation)
+    for path, caption in zip(args.images, captions):
         print(json.dumps({"image": path, "caption": caption}) if args.json else f"{path}\t{caption}")
 
 
@@ -173,10 +177,12 @@ LEAVE_WORDS = ("/exit", "/quit", "exit", "quit")
 
 
 def cmd_chat(args: argparse.Namespace) -> None:
+    options = sampling_options(args)
     model = load_model(args)
     turns: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
     has_template = bool(getattr(model.tokenizer, "chat_template", None))
     stop = args.stop or ([] if has_template else ["\nUser:"])
+    options = options.replace(stop=stop or None)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"chatting with {args.model or args.lm}; /exit or Ctrl-D to leave", file=sys.stderr)
@@ -194,10 +200,10 @@ def cmd_chat(args: argparse.Namespace) -> None:
         turns.append({"role": "user", "content": message})
         turns = trim_turns(model, turns, args.max_new_tokens)
         prompt = chat_prompt(model.tokenizer, turns)
-        sampling = _sampling(args) | {"stop": stop or None}
         if interactive:
             print("model> ", end="", flush=True)
-        reply = "".join(piece for piece in _echo(model.stream(prompt, **sampling)))
+        pieces = model.stream(prompt, options, truncation=args.truncation)
+        reply = "".join(piece for piece in _echo(pieces))
         print()
         turns.append({"role": "assistant", "content": reply.strip()})
 

@@ -31,6 +31,8 @@ import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
+from .sampling import SamplingOptions
+
 log = logging.getLogger("frozen")
 
 CHECK_EVERY = 8          # tokens between host checks (all rows done? stop string?)
@@ -45,6 +47,12 @@ class Sampler:
     temperature: float = 0.0
     top_k: int = 0
     top_p: float = 1.0
+
+    @classmethod
+    def for_options(cls, options: SamplingOptions) -> "Sampler":
+        if not options.sampling:
+            return cls()
+        return cls(options.sampling_temperature, options.top_k or 0, options.top_p or 1.0)
 
     @property
     def greedy(self) -> bool:
@@ -65,19 +73,21 @@ class Sampler:
 
 @dataclasses.dataclass
 class DecodeRequest:
-    """One batch to decode and how."""
+    """One batch to decode and how. Of the options, this loop reads max_new_tokens,
+    min_new_tokens, the sampler's fields, seed and compile; stop strings come as `stop_seen`
+    and rows are already repeated for num_return_sequences."""
 
     embeds: torch.Tensor                 # (B, T, D) spliced prompt embeddings, left padded
     mask: torch.Tensor                   # (B, T) 1 for real tokens, 0 for padding
-    max_new_tokens: int
-    sampler: Sampler = Sampler()
-    min_new_tokens: int = 0
+    options: SamplingOptions = SamplingOptions()
     eos_ids: Sequence[int] = ()
     pad_id: int = 0
-    seed: int | None = None
     stop_seen: Callable[[torch.Tensor], list[bool]] | None = None   # new ids (B, t) -> row done
-    compile: bool = False
     check_every: int = CHECK_EVERY
+
+    @property
+    def sampler(self) -> Sampler:
+        return Sampler.for_options(self.options)
 
 
 def supports_static_decoding(lm) -> bool:
@@ -192,7 +202,7 @@ class Decoder:
 
         Returns (cache, mask (B, L), next positions (B, 1), last logits (B, V))."""
         batch, prompt_len, _ = req.embeds.shape
-        length = cache_length(prompt_len + req.max_new_tokens, self.window)
+        length = cache_length(prompt_len + req.options.max_new_tokens, self.window)
         cache = self._cache(batch, length)
         mask = req.mask.new_ones(batch, length)                                 # (B, L)
         mask[:, :prompt_len] = req.mask           # later positions: hidden by the causal mask
@@ -205,31 +215,36 @@ class Decoder:
         """Yield new tokens (B, k) on the CPU, k <= check_every at a time, until every row is
         done (EOS or stop string) or max_new_tokens are out; finished rows yield padding."""
         cache, mask, positions, logits = self._prefill(req)
+        options, sampler = req.options, req.sampler
         batch, vocab, device = logits.shape[0], logits.shape[-1], logits.device
         eos = torch.tensor(list(req.eos_ids), dtype=torch.long, device=device)
         no_bias = torch.zeros(vocab, dtype=logits.dtype, device=device)        # (V,)
         hold_eos = no_bias.clone().index_fill_(0, eos, float("-inf"))  # min_new_tokens not reached
-        noise = NoiseSource(req.sampler, req.seed, (batch, vocab), device)
+        noise = NoiseSource(sampler, options.seed, (batch, vocab), device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)             # (B,)
-        bias = hold_eos if req.min_new_tokens > 0 else no_bias
-        token = req.sampler(logits + bias, noise())                            # (B,)
+        bias = hold_eos if options.min_new_tokens > 0 else no_bias
+        token = sampler(logits + bias, noise())                                # (B,)
         done = done | torch.isin(token, eos)
-        key = (batch, mask.shape[1], req.sampler)
-        step = self._compiled_step(key, cache, req.sampler, req.compile)
+        key = (batch, mask.shape[1], sampler)
+        step = self._compiled_step(key, cache, sampler, self._compiles(options))
         chunk, history = [token], []
-        for t in range(1, req.max_new_tokens):
+        for t in range(1, options.max_new_tokens):
             if len(chunk) == req.check_every:
                 history.append(torch.stack(chunk, 1).cpu())                    # (B, k); syncs
                 chunk = []
                 yield history[-1]
                 if self._all_done(history, done, req):
                     return
-            bias = hold_eos if t < req.min_new_tokens else no_bias
+            bias = hold_eos if t < options.min_new_tokens else no_bias
             token = step(token, positions, mask, done, bias, noise(), req.pad_id)
             positions += 1
             done = done | torch.isin(token, eos)
             chunk.append(token)
         yield torch.stack(chunk, 1).cpu()
+
+    def _compiles(self, options: SamplingOptions) -> bool:
+        """Whether to compile the step: options.compile, by default when the LM is on CUDA."""
+        return options.compile if options.compile is not None else cache_device(self.lm).type == "cuda"
 
     @staticmethod
     def _all_done(history: list[torch.Tensor], done: torch.Tensor, req: DecodeRequest) -> bool:

@@ -9,97 +9,46 @@ Two loops, the same greedy tokens:
   compiled on CUDA, no per-token host sync), for what it covers (everything but beam search,
   on LMs that take a StaticCache); the rest falls back to transformers' loop with its own
   static cache.
-This file maps our options onto them and cleans up the text.
+This file maps SamplingOptions (frozen.sampling) onto them and cleans up the text.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import warnings
 from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .decoding import DecodeRequest, Decoder, Sampler, cache_device, supports_static_decoding
+from .decoding import DecodeRequest, Decoder, supports_static_decoding
+from .sampling import SamplingOptions
 
 
-@dataclasses.dataclass
-class SamplingOptions:
-    """How to decode. temperature 0 (or do_sample=False) is greedy.
+def transformers_kwargs(options: SamplingOptions, tokenizer) -> dict:
+    """Arguments for transformers' generate; every knob explicit, so a model's own
+    generation_config defaults (e.g. top_k=50) never leak in."""
+    kwargs = dict(max_new_tokens=options.max_new_tokens, num_beams=options.num_beams,
+                  num_return_sequences=options.num_return_sequences,
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                  do_sample=options.sampling)
+    if options.min_new_tokens:
+        kwargs["min_new_tokens"] = min(options.min_new_tokens, options.max_new_tokens)
+    if options.sampling:
+        kwargs.update(temperature=options.sampling_temperature, top_p=options.top_p or 1.0,
+                      top_k=options.top_k or 0)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if options.stop:
+        kwargs.update(stop_strings=list(options.stop), tokenizer=tokenizer)
+    if options.static_cache:
+        kwargs["cache_implementation"] = "static"
+    return kwargs
 
-    static_cache: decode with our own loop over a fixed-size KV cache (frozen.decoding);
-    greedy output equals the default loop's.
-    compile: compile that loop's one-token step with torch.compile (default: when the LM is on
-    a CUDA device). The first call for each (batch size, cache length) pays the compile.
-    """
 
-    max_new_tokens: int = 32
-    min_new_tokens: int = 0
-    temperature: float = 0.0
-    top_p: float | None = None
-    top_k: int | None = None
-    do_sample: bool | None = None
-    num_beams: int = 1
-    num_return_sequences: int = 1
-    stop: Sequence[str] | None = None
-    seed: int | None = None
-    static_cache: bool = False
-    compile: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k is not None and self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-        if self.num_beams < 1 or self.num_return_sequences < 1:
-            raise ValueError("num_beams and num_return_sequences must be >= 1")
-        if self.sampling and self.do_sample and self.temperature == 0:
-            self.temperature = 1.0
-        if not self.sampling and self.num_return_sequences > self.num_beams:
-            raise ValueError("num_return_sequences > 1 needs sampling (temperature > 0) or "
-                             "num_beams >= num_return_sequences")
-        if isinstance(self.stop, str):
-            self.stop = [self.stop]
-        if self.stop is not None and any(not s for s in self.stop):
-            raise ValueError("stop strings must be non-empty")
-
-    @property
-    def sampling(self) -> bool:
-        return bool(self.do_sample) if self.do_sample is not None else self.temperature > 0
-
-    def generate_kwargs(self, tokenizer) -> dict:
-        """Arguments for transformers' generate; every knob explicit, so a model's own
-        generation_config defaults (e.g. top_k=50) never leak in."""
-        kwargs = dict(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                      num_return_sequences=self.num_return_sequences,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      do_sample=self.sampling)
-        if self.min_new_tokens:
-            kwargs["min_new_tokens"] = min(self.min_new_tokens, self.max_new_tokens)
-        if self.sampling:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p or 1.0, top_k=self.top_k or 0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self.stop:
-            kwargs.update(stop_strings=list(self.stop), tokenizer=tokenizer)
-        if self.static_cache:
-            kwargs["cache_implementation"] = "static"
-        return kwargs
-
-    def sampler(self) -> Sampler:
-        if not self.sampling:
-            return Sampler()
-        return Sampler(self.temperature, self.top_k or 0, self.top_p or 1.0)
-
-    def fast_path(self, lm) -> bool:
-        """Whether the static-cache loop of frozen.decoding serves these options on `lm`."""
-        return self.static_cache and self.num_beams == 1 and supports_static_decoding(lm)
+def takes_fast_path(options: SamplingOptions, lm) -> bool:
+    """Whether the static-cache loop of frozen.decoding serves `options` on `lm`."""
+    return options.static_cache and options.num_beams == 1 and supports_static_decoding(lm)
 
 
 @contextlib.contextmanager
@@ -130,10 +79,10 @@ def run_generate(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: tor
         warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
         with seeded(options.seed, inputs_embeds.device), torch.no_grad():
             return lm.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                               streamer=streamer, **options.generate_kwargs(tokenizer))
+                               streamer=streamer, **transformers_kwargs(options, tokenizer))
 
 
-def fast_request(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+def fast_request(tokenizer, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                  options: SamplingOptions) -> DecodeRequest:
     """The frozen.decoding request for a left-padded batch (B, T, D); rows are repeated
     num_return_sequences times, as transformers does."""
@@ -144,22 +93,18 @@ def fast_request(lm, tokenizer, inputs_embeds: torch.Tensor, attention_mask: tor
         texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
         return [any(s in text for s in stop) for text in texts]
 
-    compile = options.compile if options.compile is not None else cache_device(lm).type == "cuda"
     return DecodeRequest(inputs_embeds.repeat_interleave(k, 0), attention_mask.repeat_interleave(k, 0),
-                         options.max_new_tokens, options.sampler(),
-                         min(options.min_new_tokens, options.max_new_tokens),
-                         [i for i in [tokenizer.eos_token_id] if i is not None],
-                         tokenizer.pad_token_id, options.seed,
-                         stop_seen if stop else None, compile)
+                         options, [i for i in [tokenizer.eos_token_id] if i is not None],
+                         tokenizer.pad_token_id, stop_seen if stop else None)
 
 
 def generate_ids(decoder: Decoder, tokenizer, inputs_embeds: torch.Tensor,
                  attention_mask: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
     """New token ids (B * num_return_sequences, T_new) from whichever loop serves `options`."""
     lm = decoder.lm
-    if not options.fast_path(lm):
+    if not takes_fast_path(options, lm):
         return run_generate(lm, tokenizer, inputs_embeds, attention_mask, options)
-    request = fast_request(lm, tokenizer, inputs_embeds, attention_mask, options)
+    request = fast_request(tokenizer, inputs_embeds, attention_mask, options)
     return torch.cat(list(decoder.decode(request)), 1)
 
 
@@ -171,8 +116,8 @@ def decode(tokenizer, new_ids: torch.Tensor, stop: Sequence[str] | None) -> list
 def stream_text(decoder: Decoder, tokenizer, inputs_embeds, attention_mask,
                 options: SamplingOptions) -> Iterator[str]:
     """Yield text pieces as they are generated, stopping before any stop string."""
-    if options.fast_path(decoder.lm):
-        request = fast_request(decoder.lm, tokenizer, inputs_embeds, attention_mask, options)
+    if takes_fast_path(options, decoder.lm):
+        request = fast_request(tokenizer, inputs_embeds, attention_mask, options)
         yield from hold_at_stop(_fast_pieces(decoder, tokenizer, request), options.stop)
     else:
         yield from _transformers_stream(decoder.lm, tokenizer, inputs_embeds, attention_mask, options)

@@ -24,11 +24,12 @@ from torch import nn
 
 from .config import FrozenConfig
 from .decoding import Decoder
-from .generation import SamplingOptions, decode, generate_ids, stream_text
+from .generation import decode, generate_ids, stream_text
 from .images import ImageTransform, load_image
 from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
                       prompt_text, special_prefix, tokenize_prompt, truncate)
+from .sampling import SamplingOptions
 from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
 
 log = logging.getLogger("frozen")
@@ -276,57 +277,44 @@ class FrozenModel(nn.Module):
         finally:
             self.train(was_training)
 
-    def generate(self, prompts: Any, max_new_tokens: int = 32, min_new_tokens: int = 0,
-                 temperature: float = 0.0,
-                 top_p: float | None = None, top_k: int | None = None,
-                 do_sample: bool | None = None, num_beams: int = 1,
-                 stop: Sequence[str] | str | None = None, num_return_sequences: int = 1,
-                 seed: int | None = None, images: Sequence[Any] | None = None,
-                 return_full_text: bool = False, truncation: str = "error",
-                 batch_size: int | None = None, static_cache: bool = False,
-                 compile: bool | None = None) -> str | list[str] | list[list[str]]:
+    def generate(self, prompts: Any, options: SamplingOptions | None = None, *,
+                 images: Sequence[Any] | None = None, return_full_text: bool = False,
+                 truncation: str = "error", batch_size: int | None = None,
+                 **overrides: Any) -> str | list[str] | list[list[str]]:
         """Continue each prompt. Greedy unless temperature > 0 or do_sample=True.
 
         prompts: a str (returns a str), or a list whose elements are each a str or a list of
             str and PIL images in order (returns a list, one result per prompt). A str may hold
             `<image>` placeholders filled in order from `images` (PIL images or file paths).
-        min_new_tokens: EOS is suppressed until this many tokens are generated.
-        stop: strings that end a continuation; the result is cut before the first one.
-        num_return_sequences: > 1 gives a list of continuations per prompt.
+        options: how to decode (frozen.SamplingOptions: max_new_tokens, temperature, top_p,
+            top_k, stop, num_return_sequences, seed, static_cache, ...); default greedy.
+        overrides: SamplingOptions fields for this call, over `options`, e.g.
+            `generate(prompts, max_new_tokens=5, temperature=0.7)`.
         return_full_text: return prompt text (images as `<image>`) + continuation.
         truncation: a prompt longer than the context window raises ("error") or keeps only
             its end ("left"). A continuation stops where the window ends.
         batch_size: prompts per forward pass (default: all at once).
-        static_cache: decode with frozen.decoding's loop over a fixed-size KV cache (beam
-            search falls back to transformers' loop); same greedy output as the default.
-        compile: compile that loop's one-token step (default: on a CUDA device). The first
-            call for each (batch size, cache length) pays the compile, once per process.
+        num_return_sequences > 1 gives a list of continuations per prompt.
         """
+        options = _sampling_options(options, overrides)
         single = isinstance(prompts, str) or (isinstance(prompts, list) and images is not None)
         prompt_list = [prompts] if single else list(prompts)
         if not prompt_list:
             raise PromptError("no prompts given")
-        if images is not None:
-            images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
-        options = SamplingOptions(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                                  temperature=temperature,
-                                  top_p=top_p, top_k=top_k, do_sample=do_sample,
-                                  num_beams=num_beams, num_return_sequences=num_return_sequences,
-                                  stop=stop, seed=seed, static_cache=static_cache,
-                                  compile=compile)
+        images = _load_images(images)
         step = batch_size or len(prompt_list)
         results: list[Any] = []
-        k = num_return_sequences
+        k = options.num_return_sequences
         with self._inference():
             for start in range(0, len(prompt_list), step):
                 rows, texts = self._prompt_rows(prompt_list[start:start + step], images, truncation,
-                                                max_new_tokens)
+                                                options.max_new_tokens)
                 outputs: list[list[str]] = [[] for _ in rows]
-                for indices, budget in self._decode_groups(rows, max_new_tokens):
+                for indices, budget in self._decode_groups(rows, options.max_new_tokens):
                     batch = self._batch([rows[i] for i in indices])
-                    options.max_new_tokens = budget
+                    group_options = options.replace(max_new_tokens=budget)
                     new_ids = generate_ids(self.decoder, self.tokenizer, self.embed(batch),
-                                           batch.attention_mask, options)
+                                           batch.attention_mask, group_options)
                     texts_out = decode(self.tokenizer, new_ids, options.stop)
                     for j, i in enumerate(indices):
                         outputs[i] = texts_out[j * k:(j + 1) * k]
@@ -336,22 +324,23 @@ class FrozenModel(nn.Module):
                     results.append(group if k > 1 else group[0])
         return results[0] if single else results
 
-    def stream(self, prompt: Any, images: Sequence[Any] | None = None, truncation: str = "error",
-               **sampling: Any) -> Iterator[str]:
-        """Yield the continuation of one prompt piece by piece (same options as generate)."""
+    def stream(self, prompt: Any, options: SamplingOptions | None = None, *,
+               images: Sequence[Any] | None = None, truncation: str = "error",
+               **overrides: Any) -> Iterator[str]:
+        """Yield the continuation of one prompt piece by piece (options as for generate)."""
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
             raise PromptError("stream takes one prompt; use generate for a batch")
-        options = SamplingOptions(**sampling)
+        options = _sampling_options(options, overrides)
         if options.num_return_sequences != 1 or options.num_beams != 1:
             raise PromptError("stream gives one continuation: num_return_sequences and "
                               "num_beams must be 1")
-        if images is not None:
-            images = [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]
+        images = _load_images(images)
         with self._inference():
             rows, _ = self._prompt_rows([prompt], images, truncation, options.max_new_tokens)
-            (_, options.max_new_tokens), = self._decode_groups(rows, options.max_new_tokens)
+            (_, budget), = self._decode_groups(rows, options.max_new_tokens)
             batch = self._batch(rows)
             embeds = self.embed(batch)
+        options = options.replace(max_new_tokens=budget)
         yield from stream_text(self.decoder, self.tokenizer, embeds, batch.attention_mask, options)
 
     def image_features(self, images: Sequence[Any]) -> torch.Tensor:
@@ -440,3 +429,20 @@ class FrozenModel(nn.Module):
                                  "was copied from another folder); save the model again")
             model.load_trainable_state_dict(state)
         return model.eval()        # loaded for inference, as transformers does
+
+
+def _sampling_options(options: SamplingOptions | None, overrides: dict[str, Any]) -> SamplingOptions:
+    """`options` (default: greedy) with this call's keyword overrides."""
+    if options is None:
+        options = SamplingOptions()
+    elif not isinstance(options, SamplingOptions):
+        raise TypeError(f"options must be a frozen.SamplingOptions, got {type(options).__name__} "
+                        f"(pass sampling settings by name, e.g. max_new_tokens=20)")
+    return options.replace(**overrides) if overrides else options
+
+
+def _load_images(images: Sequence[Any] | None) -> list[Any] | None:
+    """The `images` argument with file paths opened."""
+    if images is None:
+        return None
+    return [img if not isinstance(img, (str, Path)) else load_image(img) for img in images]

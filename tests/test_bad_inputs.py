@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from frozen import FrozenConfig, FrozenModel, PromptError
+from frozen import FrozenConfig, FrozenModel, PromptError, SamplingOptions
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,37 @@ def test_bad_sampling_options(model):
         model.generate("hi", max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature"):
         model.generate("hi", temperature=-1)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("max_new_tokens", "5", "max_new_tokens must be an integer >= 1, got '5'"),
+    ("min_new_tokens", -1, "min_new_tokens must be an integer >= 0"),
+    ("temperature", "hot", "temperature must be a number >= 0"),
+    ("top_p", 0, r"top_p must be in \(0, 1\]"),
+    ("top_k", 2.5, "top_k must be an integer >= 0"),
+    ("num_beams", 0, "num_beams must be an integer >= 1"),
+    ("num_return_sequences", 0, "num_return_sequences must be an integer >= 1"),
+    ("stop", ["", "x"], "stop must be a string or a list of non-empty strings"),
+    ("stop", [1], "stop must be a string or a list of non-empty strings"),
+    ("seed", 1.5, "seed must be an integer, got 1.5"),
+    ("do_sample", "yes", "do_sample must be true, false or None"),
+    ("static_cache", None, "static_cache must be true or false"),
+    ("compile", 1, "compile must be true, false or None"),
+])
+def test_sampling_options_validation_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=rf"SamplingOptions\.{message}"):
+        SamplingOptions(**{field: value})
+    with pytest.raises(ValueError, match=rf"SamplingOptions\.{message}"):
+        SamplingOptions().replace(**{field: value})
+
+
+def test_sampling_options_from_a_mapping():
+    options = SamplingOptions.from_dict({"max_new_tokens": 5, "stop": "\n", "temperature": 0.5})
+    assert options == SamplingOptions(max_new_tokens=5, stop=["\n"], temperature=0.5)
+    assert options.stop == ("\n",) and options.sampling
+    with pytest.raises(ValueError, match=r"unknown sampling option\(s\): 'top-p' \(did you mean "
+                                         r"'top_p'\?\); expected one of max_new_tokens, "):
+        SamplingOptions.from_dict({"top-p": 0.9})
 
 
 def test_a_long_prompt_does_not_shorten_the_others(tiny_config, lm_dirs):

@@ -10,8 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
-from frozen import FrozenModel
-from frozen.cli import chat_prompt, main, trim_turns
+from frozen import FrozenModel, SamplingOptions
+from frozen.cli import build_parser, chat_prompt, main, sampling_options, trim_turns
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,29 @@ def test_chat_prints_how_to_leave_on_a_terminal(lm_dirs, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", Terminal(""))
     assert main(["chat", "--lm", lm_dirs("llama")]) == 0
     assert "/exit or Ctrl-D to leave" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, extra, max_new_tokens", [
+    ("generate", ["hi"], 64), ("caption", ["photo.png"], 20), ("chat", [], 256)])
+def test_sampling_flags_build_sampling_options(command, extra, max_new_tokens):
+    parser = build_parser()
+    given = ["--temperature", "0.7", "--top-k", "5", "--top-p", "0.9", "--stop", "a", "--stop",
+             "b", "--seed", "3", "--min-new-tokens", "2", "--static-cache", "--no-compile"]
+    args = parser.parse_args([command, "--lm", "x", *given, *extra])
+    assert sampling_options(args) == SamplingOptions(
+        max_new_tokens=max_new_tokens, min_new_tokens=2, temperature=0.7, top_k=5, top_p=0.9,
+        stop=["a", "b"], seed=3, static_cache=True, compile=False)
+    plain = parser.parse_args([command, "--lm", "x", *extra])
+    assert sampling_options(plain) == SamplingOptions(max_new_tokens=max_new_tokens)
+    assert set(SamplingOptions.field_names()) <= set(vars(plain)), "a sampling option has no flag"
+    sampled = parser.parse_args([command, "--lm", "x", "--do-sample", *extra])
+    assert sampling_options(sampled).sampling
+
+
+def test_bad_sampling_flag_is_named_before_the_lm_loads(tmp_path, capsys):
+    missing = str(tmp_path / "missing")
+    assert main(["generate", "--lm", missing, "--top-p", "1.5", "hi"]) == 2
+    err = one_line_error(capsys)
+    assert "top_p must be in (0, 1]" in err and "LM folder" not in err
+    assert main(["generate", "--lm", missing, "--num-return-sequences", "2", "hi"]) == 2
+    assert "num_return_sequences=2 needs sampling" in one_line_error(capsys)

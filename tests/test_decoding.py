@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from tiny import ARCHS
 
-from frozen.decoding import MIN_CACHE_LENGTH, DecodeRequest, Sampler, cache_length
+from frozen import SamplingOptions
+from frozen.decoding import CHECK_EVERY, MIN_CACHE_LENGTH, DecodeRequest, Sampler, cache_length
 
 TEXT = ["Q: What is the capital of France? A:", "def fib(n):", "the quick brown"]
 
@@ -33,10 +34,11 @@ def reference_ids(model, embeds, mask, new_tokens, **kwargs):
                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **kwargs)
 
 
-def fast_ids(model, embeds, mask, new_tokens, **kwargs):
+def fast_ids(model, embeds, mask, new_tokens, check_every=CHECK_EVERY, **options):
     tok = model.tokenizer
-    request = DecodeRequest(embeds, mask, new_tokens, eos_ids=[tok.eos_token_id],
-                            pad_id=tok.pad_token_id, **kwargs)
+    request = DecodeRequest(embeds, mask, SamplingOptions(max_new_tokens=new_tokens, **options),
+                            eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id,
+                            check_every=check_every)
     return torch.cat(list(model.decoder.decode(request)), 1)
 
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
+from frozen import SamplingOptions
+
 PROMPTS = ["Q: What is the capital of France? A:", "def fib(n):", "the quick brown"]
 PARITY_ARCHS = ["llama", "gpt2", "gpt_neox", "opt", "qwen2", "mistral", "gptj"]
 
@@ -128,6 +130,33 @@ def test_stream_matches_generate(tiny_model):
     stop = full[4:6]
     assert "".join(model.stream(PROMPTS[0], max_new_tokens=12, stop=[stop])) == \
         model.generate(PROMPTS[0], max_new_tokens=12, stop=[stop])
+
+
+def test_options_object_and_keyword_overrides(tiny_model):
+    model = tiny_model()
+    options = SamplingOptions(max_new_tokens=6, temperature=1.2, seed=4)
+    sampled = model.generate(PROMPTS, options)
+    assert sampled == model.generate(PROMPTS, max_new_tokens=6, temperature=1.2, seed=4)
+    greedy = model.generate(PROMPTS, max_new_tokens=6)
+    assert sampled != greedy
+    assert model.generate(PROMPTS, options, temperature=0) == greedy         # one-off override
+    assert "".join(model.stream(PROMPTS[0], options, temperature=0)) == greedy[0]
+    assert options == SamplingOptions(max_new_tokens=6, temperature=1.2, seed=4)  # untouched
+    # do_sample=True with temperature 0 samples at temperature 1
+    assert (model.generate(PROMPTS, options, do_sample=True, temperature=0)
+            == model.generate(PROMPTS, options, temperature=1.0))
+
+
+def test_unknown_or_misplaced_options_are_named(tiny_model):
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"unknown sampling option\(s\): 'max_new_token' "
+                                         r"\(did you mean 'max_new_tokens'\?\)"):
+        model.generate("hi", max_new_token=5)
+    with pytest.raises(ValueError, match=r"unknown sampling option\(s\): 'temprature'"):
+        list(model.stream("hi", temprature=0.5))
+    with pytest.raises(TypeError, match=r"options must be a frozen.SamplingOptions, got int "
+                                        r"\(pass sampling settings by name"):
+        model.generate("hi", 5)
 
 
 def test_generation_keeps_training_mode_and_rng(tiny_model):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from frozen import SamplingOptions
+
 
 class FakeModel:
     """Stands in for FrozenModel where only the loop is under test.
@@ -23,13 +25,13 @@ class FakeModel:
         self.kwargs: list[dict] = []
         self.feature_calls = 0
 
-    def generate(self, prompts, max_new_tokens=32, temperature=0.0, top_p=None, top_k=None,
-                 do_sample=None, num_beams=1, stop=None, num_return_sequences=1, seed=None,
-                 images=None, return_full_text=False, truncation="error", batch_size=None):
+    def generate(self, prompts, options=None, *, images=None, return_full_text=False,
+                 truncation="error", batch_size=None, **overrides):
+        options = (options or SamplingOptions()).replace(**overrides)
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt("simulated kill")
         self.calls.append(prompts)
-        self.kwargs.append(dict(max_new_tokens=max_new_tokens, num_beams=num_beams, stop=stop))
+        self.kwargs.append(options.to_dict())
         return [self.answer(p) for p in prompts]
 
     def image_features(self, images):

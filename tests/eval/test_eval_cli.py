@@ -78,6 +78,19 @@ def test_config_errors_name_the_key(capsys, tmp_path):
     fails(capsys, ["--config", str(config)], "'rices' does not apply")
 
 
+def test_decoding_errors_name_the_key(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model: m\nout: o\ntask: shapes-caption\ndecoding: {max_new_token: 5}\n")
+    fails(capsys, ["--config", str(config)], "decoding: unknown sampling option(s): 'max_new_token'",
+          "did you mean 'max_new_tokens'")
+    config.write_text("model: m\nout: o\ntask: shapes-caption\ndecoding: {stop: [x]}\n")
+    fails(capsys, ["--config", str(config)], "decoding: 'stop' is not set here", "`stop:` setting")
+    config.write_text("model: m\nout: o\ntask: shapes-caption\ndecoding: {top_p: 2}\n")
+    fails(capsys, ["--config", str(config)], "task shapes-caption: decoding: SamplingOptions.top_p")
+    fails(capsys, ["--model", "m", "--out", "o", "--task", "shapes-caption", "--num-beams", "0"],
+          "decoding: SamplingOptions.num_beams must be an integer >= 1, got 0")
+
+
 def test_missing_java_is_reported_before_the_model_loads(capsys, monkeypatch, tmp_path, coco_dir):
     import eval.metrics.caption as caption
 

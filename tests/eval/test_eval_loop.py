@@ -29,7 +29,7 @@ def test_batches_and_decoding_come_from_the_settings(tmp_path, fake_model, vqa_d
     run(settings, model=model)
     assert [len(call) for call in model.calls] == [3, 1]
     assert model.kwargs[0]["num_beams"] == 3 and model.kwargs[0]["max_new_tokens"] == 7
-    assert model.kwargs[0]["stop"] == ["<|endofchunk|>", "\n", "Question", "Answer", "Short"]
+    assert model.kwargs[0]["stop"] == ("<|endofchunk|>", "\n", "Question", "Answer", "Short")
     records = json.loads((tmp_path / "results.json").read_text())["tasks"]["vqav2"]["predictions"]
     assert {r["prediction"] for r in records} == {"a cat"}       # read up to the first stop string
     prompt = model.calls[0][0]
@@ -89,3 +89,23 @@ def test_resuming_with_other_settings_is_refused_until_restart(tmp_path, fake_mo
     run(settings_for(tmp_path, "shapes-caption", decoding={"max_new_tokens": 8}, restart=True, **base),
         model=model)
     assert len(model.calls) == 1
+
+
+def test_sampling_settings_reach_generate_and_the_run_fingerprint(tmp_path, fake_model):
+    from frozen import SamplingOptions
+
+    model = fake_model()
+    decoding = {"max_new_tokens": 6, "temperature": 0.7, "top_k": 5, "seed": 3}
+    settings = settings_for(tmp_path, "shapes-caption", shots=[0], trials=1, max_queries=2,
+                            decoding=decoding)
+    assert settings.tasks[0].decoding == SamplingOptions(**decoding)
+    run(settings, model=model)
+    given = model.kwargs[0]
+    assert {k: given[k] for k in decoding} == decoding and given["static_cache"] is False
+    # run.json records the decoding keys that decide outputs; min_new_tokens only when set
+    recorded = json.loads((tmp_path / "shapes-caption" / "run.json").read_text())["settings"]
+    assert set(recorded["decoding"]) == {"max_new_tokens", "num_beams", "temperature", "top_p",
+                                         "top_k", "do_sample", "seed"}
+    longer = settings_for(tmp_path, "shapes-caption", decoding={"min_new_tokens": 2})
+    assert longer.tasks[0].fingerprint()["decoding"]["min_new_tokens"] == 2
+    assert longer.tasks[0].decoding.max_new_tokens == 32       # the task's own default stays
