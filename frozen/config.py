@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 DTYPES = ("float32", "bfloat16", "float16")
-PREFIX_HEADS = ("linear", "mlp", "vocabulary")  # implemented in vision.PREFIX_HEADS
+# Fields of configs saved before head options moved into prefix_head_options: field -> option
+# (None and 1.0 were their "unused" values, which every saved config wrote).
+LEGACY_HEAD_FIELDS = {"prefix_vocabulary": ("vocabulary", None), "prefix_anneal": ("anneal", 1.0)}
 
 
 def did_you_mean(value: Any, choices: Sequence[str]) -> str:
@@ -32,19 +34,15 @@ class FrozenConfig:
     vision_pretrained: an open_clip pretrained tag or a local checkpoint file for the tower.
     vision_embed_dim: width of the pooled feature when `vision` is a dict.
     num_prefix_tokens: n, the embeddings each image becomes (Frozen: 2).
-    prefix_head: "linear" (pooled feature -> n x D, as in Frozen) or "mlp" (patch tokens,
-        LLaVA-style; n is then the number of patch tokens kept after pooling) or "vocabulary"
-        (soft tokens: each prefix is a learned mixture of the LM's own token embeddings).
+    prefix_head: the name of a head in frozen/heads/ (frozen.heads.head_names()): "linear"
+        (pooled feature -> n x D, as in Frozen), "mlp" (patch tokens, LLaVA-style; n is then
+        the number of patch tokens kept after pooling), "vocabulary" (soft tokens: each prefix
+        is a learned mixture of the LM's own token embeddings), ...
+    prefix_head_options: the head's own options, checked by the head class (its docstring
+        lists them), e.g. {"anneal": 100.0} for the "vocabulary" head.
     prefix_norm: rescale each prefix embedding to the typical norm of the LM's own token
-        embeddings, so a learned prefix lives at the scale the LM expects (the "vocabulary"
-        head is at that scale by construction and is not rescaled).
-    prefix_vocabulary: for the "vocabulary" head, the tokens its mixtures are drawn from (e.g.
-        an LM's dedicated image tokens): one list shared by every prefix slot, or one list per
-        slot (num_prefix_tokens lists), so that slot i only ever becomes one of its own
-        tokens; None draws from the whole vocabulary.
-    prefix_anneal: for the "vocabulary" head, training multiplies its softmax sharpness by
-        prefix_anneal ** (step / total steps), so the mixtures end as (nearly) real tokens;
-        1 turns it off.
+        embeddings, so a learned prefix lives at the scale the LM expects (a head whose
+        prefixes are token embeddings already, like "vocabulary", is not rescaled).
     dtype: the LM's dtype. The trainable side stays float32 (mixed precision casts it).
     image_size: input resolution; None takes the tower's own.
     pad_value: the gray level images are padded with to make them square (Frozen: 0).
@@ -59,31 +57,11 @@ class FrozenConfig:
     num_prefix_tokens: int = 2
     prefix_head: str = "linear"
     prefix_norm: bool = True
-    prefix_vocabulary: list[str] | list[list[str]] | None = None
-    prefix_anneal: float = 1.0
+    prefix_head_options: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
     image_size: int | None = None
     pad_value: int = 0
     lm_device: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def _checked_vocabulary(self, vocabulary: Any) -> list[str] | list[list[str]]:
-        """A flat list of >= 2 tokens, or num_prefix_tokens such lists (one per slot)."""
-        def token_list(tokens: Any, what: str) -> list[str]:
-            if isinstance(tokens, str) or not isinstance(tokens, (list, tuple)) or len(tokens) < 2 \
-                    or not all(isinstance(t, str) for t in tokens):
-                raise ValueError(f"FrozenConfig.prefix_vocabulary{what} must be a list of at least "
-                                 f"2 tokens, got {tokens!r}")
-            return list(tokens)
-
-        if isinstance(vocabulary, (list, tuple)) and vocabulary \
-                and all(isinstance(v, (list, tuple)) for v in vocabulary):
-            if len(vocabulary) != int(self.num_prefix_tokens):
-                raise ValueError(f"FrozenConfig.prefix_vocabulary has {len(vocabulary)} per-slot "
-                                 f"lists but num_prefix_tokens is {self.num_prefix_tokens}: give "
-                                 "one list per slot, or one flat list shared by all slots")
-            return [token_list(v, f"[{i}]") for i, v in enumerate(vocabulary)]
-        return token_list(vocabulary, "")
 
     def __post_init__(self) -> None:
         if not isinstance(self.lm, str) or not self.lm.strip():
@@ -96,19 +74,7 @@ class FrozenConfig:
             raise ValueError("FrozenConfig.vision is an empty string; use None for text-only")
         if int(self.num_prefix_tokens) < 1:
             raise ValueError(f"FrozenConfig.num_prefix_tokens must be >= 1, got {self.num_prefix_tokens}")
-        if self.prefix_head not in PREFIX_HEADS:
-            raise ValueError(f"FrozenConfig.prefix_head must be one of {PREFIX_HEADS}, got "
-                             f"{self.prefix_head!r}{did_you_mean(self.prefix_head, PREFIX_HEADS)}")
-        if self.prefix_vocabulary is not None:
-            if self.prefix_head != "vocabulary":
-                raise ValueError("FrozenConfig.prefix_vocabulary is only used by prefix_head="
-                                 f"'vocabulary', not {self.prefix_head!r}")
-            self.prefix_vocabulary = self._checked_vocabulary(self.prefix_vocabulary)
-        if float(self.prefix_anneal) < 1:
-            raise ValueError(f"FrozenConfig.prefix_anneal must be >= 1, got {self.prefix_anneal}")
-        if float(self.prefix_anneal) != 1 and self.prefix_head != "vocabulary":
-            raise ValueError("FrozenConfig.prefix_anneal is only used by prefix_head="
-                             f"'vocabulary', not {self.prefix_head!r}")
+        self._check_prefix_head()
         if self.dtype not in DTYPES:
             raise ValueError(f"FrozenConfig.dtype must be one of {DTYPES}, got {self.dtype!r}"
                              f"{did_you_mean(self.dtype, DTYPES)}")
@@ -119,14 +85,45 @@ class FrozenConfig:
         if self.vision_embed_dim < 1:
             raise ValueError(f"FrozenConfig.vision_embed_dim must be >= 1, got {self.vision_embed_dim}")
 
+    def _check_prefix_head(self) -> None:
+        from .heads import head_class, head_names     # imported here: heads import torch
+
+        names = head_names()
+        if self.prefix_head not in names:
+            raise ValueError(f"FrozenConfig.prefix_head must be one of {names}, got "
+                             f"{self.prefix_head!r}{did_you_mean(self.prefix_head, names)}")
+        options = {} if self.prefix_head_options is None else self.prefix_head_options
+        if not isinstance(options, dict):
+            raise ValueError("FrozenConfig.prefix_head_options must be a dict of the head's "
+                             f"options, got {type(options).__name__}")
+        self.prefix_head_options = head_class(self.prefix_head).check_options(
+            options, int(self.num_prefix_tokens))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FrozenConfig":
+        data = _from_legacy_head_fields(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown FrozenConfig field(s): {', '.join(unknown)}"
                              f"{did_you_mean(unknown[0], sorted(known))}")
         return cls(**data)
+
+
+def _from_legacy_head_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A config saved with the older top-level head fields (prefix_vocabulary, prefix_anneal,
+    the never-used `extra`), in today's fields: the former move into prefix_head_options."""
+    if not any(key in data for key in (*LEGACY_HEAD_FIELDS, "extra")):
+        return data
+    data = dict(data)
+    data.pop("extra", None)
+    options = dict(data.get("prefix_head_options") or {})
+    for key, (option, unused) in LEGACY_HEAD_FIELDS.items():
+        value = data.pop(key, unused)
+        if value != unused:
+            options[option] = value
+    data["prefix_head_options"] = options
+    return data

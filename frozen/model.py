@@ -25,12 +25,13 @@ from torch import nn
 from .config import FrozenConfig
 from .decoding import Decoder
 from .generation import decode, generate_ids, stream_text
+from .heads import EmbeddingScale, PrefixHead, build_prefix_head
 from .images import ImageTransform, load_image
 from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
                       prompt_text, special_prefix, tokenize_prompt, truncate)
 from .sampling import SamplingOptions
-from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
+from .vision import build_vision_tower, tower_features
 
 log = logging.getLogger("frozen")
 
@@ -59,7 +60,7 @@ class FrozenModel(nn.Module):
         self._accepts_positions = "position_ids" in inspect.signature(self.lm.forward).parameters
         self.decoder = Decoder(self.lm, self.context_length)   # static caches, compiled steps
         self.vision: nn.Module | None = None
-        self.prefix_head: nn.Module | None = None
+        self.prefix_head: PrefixHead | None = None
         self.image_transform: ImageTransform | None = None
         if config.vision is not None:
             tower = build_vision_tower(config)
@@ -69,38 +70,12 @@ class FrozenModel(nn.Module):
             self._channels_last = any(isinstance(m, nn.Conv2d) for m in self.vision.modules())
             if self._channels_last:
                 self.vision.to(memory_format=torch.channels_last)
-            self.prefix_head = build_prefix_head(config, tower, self.lm_dim)
-            # Buffers, so they move with the model instead of being copied at every call.
-            ids, slot_mask = (None, None) if config.prefix_vocabulary is None \
-                else self._vocabulary_ids(config.prefix_vocabulary)
-            self.register_buffer("prefix_vocabulary_ids", ids, persistent=False)    # (V',)
-            self.register_buffer("prefix_slot_mask", slot_mask, persistent=False)   # (n, V') or None
-            self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
-                                 else nn.Identity())
+            self.prefix_head = build_prefix_head(config, tower, self.lm, self.tokenizer)
+            rescale = config.prefix_norm and not self.prefix_head.at_lm_scale
+            self.prefix_scale = EmbeddingScale(embedding_rms(self.lm)) if rescale else nn.Identity()
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
         self._check_freezing()
-
-    def _vocabulary_ids(self, vocabulary: list[str] | list[list[str]]
-                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Token ids (V',) of the prefix vocabulary and, for per-slot lists, the mask (n, V')
-        of the ids each slot may use (the lists are concatenated)."""
-        per_slot = isinstance(vocabulary[0], list)
-        tokens = [t for group in vocabulary for t in group] if per_slot else vocabulary
-        vocab = self.tokenizer.get_vocab()
-        missing = [t for t in tokens if t not in vocab]
-        if missing:
-            raise ValueError(f"FrozenConfig.prefix_vocabulary: tokens not in the LM's vocabulary: "
-                             f"{missing[:10]}")
-        ids = torch.tensor([vocab[t] for t in tokens])
-        if not per_slot:
-            return ids, None
-        mask = torch.zeros(len(vocabulary), len(tokens), dtype=torch.bool)
-        start = 0
-        for slot, group in enumerate(vocabulary):
-            mask[slot, start:start + len(group)] = True
-            start += len(group)
-        return ids, mask
 
     # ----- parameters ------------------------------------------------------------------------
 
@@ -185,11 +160,6 @@ class FrozenModel(nn.Module):
         if self._channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
         features = tower_features(self.vision, pixel_values, self.prefix_head.uses_tokens)
-        if getattr(self.prefix_head, "uses_vocabulary", False):
-            embeddings = self.lm.get_input_embeddings().weight             # (V, D), frozen
-            if self.prefix_vocabulary_ids is not None:
-                embeddings = embeddings[self.prefix_vocabulary_ids]         # (V', D)
-            return self.prefix_head(features, embeddings, self.prefix_slot_mask)  # (N, n, D)
         return self.prefix_scale(self.prefix_head(features))                # (N, n, D)
 
     def embed(self, batch: PromptBatch) -> torch.Tensor:

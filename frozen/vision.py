@@ -1,20 +1,16 @@
-"""The trainable vision side: an open_clip image tower and the prefix heads that turn its
-features into prefix embeddings in the LM's input space.
-
-Heads live in a small registry (`PREFIX_HEADS`): add a class and a name to add a head.
+"""The trainable image tower: an open_clip vision tower and what the rest of the system needs
+to know about it (resolution, feature widths, normalisation). The prefix heads that turn its
+features into prefix embeddings live in `frozen.heads`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import config
 from .config import FrozenConfig
 from .images import CLIP_MEAN, CLIP_STD
 
@@ -89,113 +85,6 @@ def _load_tower_file(module: nn.Module, path: str) -> None:
     state = state.get("state_dict", state)
     state = {k.removeprefix("visual."): v for k, v in state.items()}
     module.load_state_dict(state)
-
-
-class EmbeddingScale(nn.Module):
-    """Rescale each prefix vector to the typical RMS of the LM's token embeddings.
-
-    A prefix far larger or smaller than real token embeddings makes the frozen LM ignore or
-    saturate on it; training then tends to collapse to one caption for every image.
-    """
-
-    def __init__(self, target_rms: float):
-        super().__init__()
-        self.register_buffer("target_rms", torch.tensor(float(target_rms)), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:                     # (N, n, D)
-        rms = x.float().pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
-        return (x.float() / rms * self.target_rms).to(x.dtype)
-
-
-class LinearPrefixHead(nn.Module):
-    """Frozen's head: pooled feature (N, F) -> n embeddings (N, n, D) by one linear map."""
-
-    uses_tokens = False
-
-    def __init__(self, feature_dim: int, lm_dim: int, num_tokens: int):
-        super().__init__()
-        self.num_tokens, self.lm_dim = num_tokens, lm_dim
-        self.proj = nn.Linear(feature_dim, num_tokens * lm_dim)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:                 # (N, F)
-        return self.proj(pooled).view(-1, self.num_tokens, self.lm_dim)     # (N, n, D)
-
-
-class MLPPrefixHead(nn.Module):
-    """LLaVA-style head: patch tokens (N, P, W) pooled to n tokens, then a 2-layer MLP -> (N, n, D)."""
-
-    uses_tokens = True
-
-    def __init__(self, feature_dim: int, lm_dim: int, num_tokens: int):
-        super().__init__()
-        self.num_tokens = num_tokens
-        self.mlp = nn.Sequential(nn.Linear(feature_dim, lm_dim), nn.GELU(), nn.Linear(lm_dim, lm_dim))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:                 # (N, P, W)
-        pooled = F.adaptive_avg_pool1d(tokens.transpose(1, 2), self.num_tokens)  # (N, W, n)
-        return self.mlp(pooled.transpose(1, 2))                             # (N, n, D)
-
-
-class VocabularyPrefixHead(nn.Module):
-    """Soft tokens: pooled feature (N, F) -> n mixtures of the LM's own token embeddings (N, n, D).
-
-    Each prefix vector is softmax(s cos(q, E)) E, with q from one linear map, E the frozen
-    input-embedding matrix (V, D) of the LM and s a learned sharpness. Prefixes therefore stay
-    inside the space of embeddings the LM was trained on, and a confident image becomes
-    (nearly) a sequence of real tokens, which the LM reads the same way in every context it
-    has seen in text; an unconstrained linear prefix can instead fit the captioning loss with
-    vectors that only work in the contexts seen in training. E is passed in at call time,
-    never stored, so the LM's weights are neither copied nor trained.
-    """
-
-    uses_tokens = False
-    uses_vocabulary = True
-    initial_sharpness = 10.0
-
-    def __init__(self, feature_dim: int, lm_dim: int, num_tokens: int):
-        super().__init__()
-        self.num_tokens, self.lm_dim = num_tokens, lm_dim
-        self.query = nn.Linear(feature_dim, num_tokens * lm_dim)
-        self.log_sharpness = nn.Parameter(torch.tensor(math.log(self.initial_sharpness)))
-        # Annealing multiplier of the sharpness, set by training (saved, so inference uses
-        # the value training ended with).
-        self.register_buffer("sharpness_scale", torch.tensor(1.0))
-
-    def set_anneal(self, final_scale: float, progress: float) -> None:
-        """Sharpness x final_scale ** progress (progress 0 -> 1 over a run): soft mixtures early
-        for the search, (nearly) real tokens by the end."""
-        self.sharpness_scale.fill_(float(final_scale) ** min(max(progress, 0.0), 1.0))
-
-    def forward(self, pooled: torch.Tensor, embeddings: torch.Tensor,
-                slot_mask: torch.Tensor | None = None) -> torch.Tensor:
-        # pooled (N, F), embeddings (V, D) in the LM's dtype (matmuls stay in it: no fp32 copy
-        # of a large vocabulary per step); the softmax is taken in float32. slot_mask (n, V),
-        # if given, says which tokens each slot may mix.
-        query = F.normalize(self.query(pooled).view(-1, self.num_tokens, self.lm_dim), dim=-1)
-        keys = F.normalize(embeddings, dim=-1)                              # (V, D)
-        cosine = query.to(embeddings.dtype) @ keys.T                        # (N, n, V)
-        sharpness = self.log_sharpness.exp() * self.sharpness_scale
-        logits = cosine.float() * sharpness                                 # (N, n, V)
-        if slot_mask is not None:
-            logits = logits.masked_fill(~slot_mask, float("-inf"))
-        weights = logits.softmax(-1)                                        # (N, n, V)
-        return (weights.to(embeddings.dtype) @ embeddings).float()          # (N, n, D)
-
-
-PREFIX_HEADS: dict[str, type[nn.Module]] = {
-    "linear": LinearPrefixHead, "mlp": MLPPrefixHead, "vocabulary": VocabularyPrefixHead}
-assert tuple(PREFIX_HEADS) == config.PREFIX_HEADS, "config.PREFIX_HEADS lists the heads by name"
-
-
-def build_prefix_head(cfg: FrozenConfig, tower: VisionTower, lm_dim: int) -> nn.Module:
-    head_cls = PREFIX_HEADS[cfg.prefix_head]
-    if head_cls.uses_tokens:
-        if tower.token_dim is None:
-            raise ValueError(f"prefix_head {cfg.prefix_head!r} needs patch tokens, but the tower "
-                             f"{cfg.vision!r} gives only a pooled feature; use prefix_head='linear'")
-        tower.module.output_tokens = True
-        return head_cls(tower.token_dim, lm_dim, cfg.num_prefix_tokens)
-    return head_cls(tower.feature_dim, lm_dim, cfg.num_prefix_tokens)
 
 
 def tower_features(tower: nn.Module, pixel_values: torch.Tensor, tokens: bool) -> torch.Tensor:

@@ -87,9 +87,10 @@ def test_missing_lm_folder(tmp_path):
     ("prefix_head", "conv", "prefix_head must be one of"),
     ("dtype", "fp8", "dtype must be one of"),
     ("lm", "", "lm must be a local model folder"),
-    ("prefix_vocabulary", ["a", "b"], "prefix_vocabulary is only used by prefix_head='vocabulary'"),
-    ("prefix_anneal", 10.0, "prefix_anneal is only used by prefix_head='vocabulary'"),
-    ("prefix_anneal", 0.5, "prefix_anneal must be >= 1"),
+    ("prefix_head_options", {"vocabulary": ["a", "b"]},
+     r"prefix_head 'linear' has no option 'vocabulary'; its options: none"),
+    ("prefix_head_options", {"anneal": 10.0}, r"prefix_head 'linear' has no option 'anneal'"),
+    ("prefix_head_options", ["anneal"], "prefix_head_options must be a dict"),
 ])
 def test_config_validation_names_the_field(field, value, message):
     fields = dict(lm="some/model")
@@ -148,16 +149,30 @@ def test_a_long_prompt_does_not_shorten_the_others(tiny_config, lm_dirs):
 
 
 def test_prefix_vocabulary_must_be_known_tokens(tiny_model):
-    with pytest.raises(ValueError, match=r"prefix_vocabulary.*a list of at least 2"):
-        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_vocabulary="abc")
-    with pytest.raises(ValueError, match=r"prefix_vocabulary\[1\] must be a list of at least 2"):
-        FrozenConfig(lm="some/model", prefix_head="vocabulary", num_prefix_tokens=2,
-                     prefix_vocabulary=[["a", "b"], ["c"]])
+    vocabulary = lambda tokens, n=2: FrozenConfig(          # noqa: E731
+        lm="some/model", prefix_head="vocabulary", num_prefix_tokens=n,
+        prefix_head_options={"vocabulary": tokens})
+    with pytest.raises(ValueError, match=r"\['vocabulary'\] must be a list of at least 2"):
+        vocabulary("abc")
+    with pytest.raises(ValueError, match=r"\['vocabulary'\]\[1\] must be a list of at least 2"):
+        vocabulary([["a", "b"], ["c"]])
     with pytest.raises(ValueError, match=r"3 per-slot lists but num_prefix_tokens is 2"):
-        FrozenConfig(lm="some/model", prefix_head="vocabulary", num_prefix_tokens=2,
-                     prefix_vocabulary=[["a", "b"], ["c", "d"], ["e", "f"]])
+        vocabulary([["a", "b"], ["c", "d"], ["e", "f"]])
     with pytest.raises(ValueError, match=r"not in the LM's vocabulary: \['<\|no-such-token\|>'\]"):
-        tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "<|no-such-token|>"])
+        tiny_model(prefix_head="vocabulary",
+                   prefix_head_options={"vocabulary": ["a", "<|no-such-token|>"]})
+
+
+def test_head_options_are_checked_by_their_head():
+    with pytest.raises(ValueError, match=r"prefix_head_options\['anneal'\] must be >= 1"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"anneal": 0.5})
+    with pytest.raises(ValueError, match=r"prefix_head 'vocabulary' has no option 'aneal' \(did "
+                                         r"you mean 'anneal'\?\); its options: \['anneal', "
+                                         r"'vocabulary'\]"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"aneal": 9})
+    with pytest.raises(ValueError, match=r"prefix_head must be one of .*'vocabulary'.*"
+                                         r"\(did you mean 'vocabulary'\?\)"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulery")
 
 
 @pytest.mark.parametrize("bad, type_name", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from frozen import FrozenModel, Target
+from frozen import FrozenConfig, FrozenModel, Target
 
 
 def trained(model):
@@ -23,14 +24,35 @@ def trained(model):
 
 
 def test_roundtrip_keeps_an_annealed_per_slot_vocabulary_head(tiny_model, tmp_path):
-    model = trained(tiny_model(prefix_head="vocabulary", num_prefix_tokens=2,
-                               prefix_vocabulary=[["a", "b"], ["c", "d", "e"]], prefix_anneal=50.0))
-    model.prefix_head.set_anneal(50.0, 1.0)
+    model = trained(tiny_model(prefix_head="vocabulary", num_prefix_tokens=2, prefix_head_options=
+                               {"vocabulary": [["a", "b"], ["c", "d", "e"]], "anneal": 50.0}))
+    model.prefix_head.on_train_progress(1.0)
     loaded = FrozenModel.from_pretrained(model.save_pretrained(tmp_path / "saved"))
-    assert loaded.config.prefix_vocabulary == [["a", "b"], ["c", "d", "e"]]
+    assert loaded.config.prefix_head_options["vocabulary"] == [["a", "b"], ["c", "d", "e"]]
     assert float(loaded.prefix_head.sharpness_scale) == 50.0
     batch = model.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
     assert torch.equal(model.embed(batch), loaded.embed(batch))
+
+
+def test_folder_saved_with_the_older_head_fields_loads(tiny_model, tmp_path):
+    """frozen_config.json once held prefix_vocabulary, prefix_anneal and extra at the top."""
+    options = {"vocabulary": [["a", "b"], ["c", "d", "e"]], "anneal": 50.0}
+    model = trained(tiny_model(prefix_head="vocabulary", prefix_head_options=options))
+    model.prefix_head.on_train_progress(1.0)
+    folder = model.save_pretrained(tmp_path / "saved")
+    meta = json.loads((folder / "frozen_config.json").read_text())
+    config = meta["config"]
+    del config["prefix_head_options"]
+    config.update(prefix_vocabulary=options["vocabulary"], prefix_anneal=50.0, extra={})
+    (folder / "frozen_config.json").write_text(json.dumps(meta))
+    loaded = FrozenModel.from_pretrained(folder)
+    assert loaded.config.prefix_head_options == options
+    batch = model.collate([[Image.new("RGB", (30, 40), (10, 200, 30)), "a photo of"]])
+    assert torch.equal(model.embed(batch), loaded.embed(batch))
+    # A linear head's config wrote the unused values, which map to no options at all.
+    old = dict(lm="some/model", prefix_head="linear", prefix_vocabulary=None, prefix_anneal=1.0,
+               extra={})
+    assert FrozenConfig.from_dict(old).prefix_head_options == {}
 
 
 def test_roundtrip_gives_identical_outputs(tiny_model, tmp_path):

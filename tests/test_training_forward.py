@@ -133,7 +133,7 @@ def test_vocabulary_head_mixes_the_lms_own_embeddings(tiny_model):
 
 
 def test_vocabulary_head_restricted_to_listed_tokens(tiny_model):
-    model = tiny_model(prefix_head="vocabulary", prefix_vocabulary=["a", "b"])
+    model = tiny_model(prefix_head="vocabulary", prefix_head_options={"vocabulary": ["a", "b"]})
     ids = [model.tokenizer.convert_tokens_to_ids(t) for t in ("a", "b")]
     allowed = model.lm.get_input_embeddings().weight[ids].detach()           # (2, D)
     prefix = model.encode_images(model.collate([[img] for img in images(2)]).pixel_values)
@@ -146,9 +146,9 @@ def test_vocabulary_head_restricted_to_listed_tokens(tiny_model):
 
 def test_per_slot_vocabulary_keeps_each_slot_to_its_own_tokens(tiny_model):
     groups = [["a", "b"], ["c", "d", "e"]]
-    model = tiny_model(prefix_head="vocabulary", num_prefix_tokens=2, prefix_vocabulary=groups,
-                       prefix_anneal=1e4).eval()
-    model.prefix_head.set_anneal(1e4, 1.0)                  # sharp: each slot is one real token
+    model = tiny_model(prefix_head="vocabulary", num_prefix_tokens=2,
+                       prefix_head_options={"vocabulary": groups, "anneal": 1e4}).eval()
+    model.prefix_head.on_train_progress(1.0)                # sharp: each slot is one real token
     prefix = model.encode_images(model.collate([[img] for img in images(4)]).pixel_values)
     embeddings = model.lm.get_input_embeddings().weight.detach()           # (V, D)
     nearest = torch.cdist(prefix.detach().reshape(-1, prefix.shape[-1]), embeddings).argmin(-1)
@@ -157,10 +157,10 @@ def test_per_slot_vocabulary_keeps_each_slot_to_its_own_tokens(tiny_model):
 
 
 def test_annealed_vocabulary_head_gives_real_tokens(tiny_model):
-    model = tiny_model(prefix_head="vocabulary", prefix_anneal=1e4).eval()
+    model = tiny_model(prefix_head="vocabulary", prefix_head_options={"anneal": 1e4}).eval()
     pixels = model.collate([[img] for img in images(2)]).pixel_values
     soft = model.encode_images(pixels).detach()
-    model.prefix_head.set_anneal(1e4, 1.0)
+    model.prefix_head.on_train_progress(1.0)
     sharp = model.encode_images(pixels).detach()                             # (N, n, D)
     embeddings = model.lm.get_input_embeddings().weight.detach()           # (V, D)
     distance = torch.cdist(sharp.reshape(-1, sharp.shape[-1]), embeddings).min(-1).values

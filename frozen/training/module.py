@@ -61,6 +61,7 @@ class FrozenTraining(pl.LightningModule):
         self.trainable_keys = {STATE_PREFIX + k for k in self.model.trainable_state_dict()}
         self.strict_loading = False   # checkpoints hold the trainable weights only
         self._configured = False
+        self._schedule_total = 1        # steps of the run, set with the schedule
         self._val_sums = torch.zeros(2, dtype=torch.float64)
 
     # ----- model setup ---------------------------------------------------------------------
@@ -80,7 +81,7 @@ class FrozenTraining(pl.LightningModule):
         hp = self.hparams
         optimizer = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps,
                                       weight_decay=hp.weight_decay)
-        total = self._total_steps()
+        total = self._schedule_total = self._total_steps()
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, WarmupCosine(hp.warmup_steps, total, hp.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
@@ -93,9 +94,7 @@ class FrozenTraining(pl.LightningModule):
     # ----- steps ---------------------------------------------------------------------------
 
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
-        anneal = self.model.config.prefix_anneal
-        if anneal != 1:                 # the config allows it only with the vocabulary head
-            self.model.prefix_head.set_anneal(anneal, self.global_step / self._total_steps())
+        self.model.prefix_head.on_train_progress(self.global_step / self._schedule_total)
         loss = self.model(batch.prompts).loss
         if self.guard.step(loss, batch.tally, self._reduce_sum, self.global_step):
             size = batch.prompts.input_ids.shape[0]

@@ -33,12 +33,12 @@ def test_default_head_names_no_world_specific_tokens():
     config = _load("toy.yaml")
     frozen = config["model"]["frozen"]
     assert frozen["prefix_head"] in ("linear", "mlp", "vocabulary")
-    assert frozen.get("prefix_vocabulary") is None
+    assert "vocabulary" not in frozen.get("prefix_head_options", {})
     words = {word for text in _strings(config) for word in text.replace("/", " ").split()}
     assert not [s for s in _strings(config) if any(token in s for token in STANDIN_TOKENS)]
     assert not words & WORLD_WORDS, words & WORLD_WORDS
 
 
 def test_the_ablation_is_given_the_standin_groups():
-    slots = _load("toy-perslot.yaml")["model"]["frozen"]["prefix_vocabulary"]
+    slots = _load("toy-perslot.yaml")["model"]["frozen"]["prefix_head_options"]["vocabulary"]
     assert sorted(token for slot in slots for token in slot) == sorted(STANDIN_TOKENS)

@@ -75,7 +75,7 @@ def test_toy_config_builds_a_head_told_nothing_of_the_world(good_shards, tmp_pat
     cli = build(ROOT / "configs" / "toy.yaml", *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
     model = cli.model.model
     assert cli.datamodule.train_urls == sorted(cli.datamodule.train_urls)
-    assert model.config.prefix_vocabulary is None and model.prefix_vocabulary_ids is None
+    assert "vocabulary" not in model.config.prefix_head_options and model.prefix_head.token_ids is None
 
 
 def test_perslot_toy_config_builds_per_slot_soft_tokens(good_shards, tmp_path):
@@ -85,10 +85,11 @@ def test_perslot_toy_config_builds_per_slot_soft_tokens(good_shards, tmp_path):
     cli = build(ROOT / "configs" / "toy-perslot.yaml",
                 *toy_overrides(str(SHAPES_LM_DIR), good_shards, tmp_path))
     model = cli.model.model
-    assert model.config.prefix_head == "vocabulary" and model.config.prefix_anneal == 100
+    assert model.config.prefix_head == "vocabulary"
+    assert model.config.prefix_head_options["anneal"] == 100
     # Slot i mixes only the stand-ins of the i-th attribute, in the LM's stand-in order.
-    assert model.config.prefix_vocabulary == [[standin_token(v) for v in SLOT_VALUES[slot]]
-                                              for slot in SLOTS]
+    assert model.config.prefix_head_options["vocabulary"] == [
+        [standin_token(v) for v in SLOT_VALUES[slot]] for slot in SLOTS]
 
 
 def test_linear_toy_config_builds(tiny_lm, good_shards, tmp_path):

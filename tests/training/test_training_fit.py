@@ -127,7 +127,7 @@ def test_mostly_bad_data_stops_with_a_clear_error(tiny_lm, tmp_path):
 def test_vocabulary_head_anneals_to_sharp_tokens_and_keeps_it(tiny_lm, good_shards, tmp_path):
     cli = run_cli(fit_args(tiny_lm, good_shards, tmp_path, 4,
                            "--model.frozen.prefix_head", "vocabulary",
-                           "--model.frozen.prefix_anneal", "100"))
+                           "--model.frozen.prefix_head_options", '{"anneal": 100}'))
     head = cli.model.model.prefix_head
     assert float(head.sharpness_scale) == pytest.approx(100 ** (3 / 4))   # set at the last step
     reloaded = FrozenModel.from_pretrained(tmp_path / "inference")
