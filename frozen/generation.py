@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .decoding import DecodeRequest, Decoder, Sampler, cache_device, supports_static_decoding
+from .decoding import DecodeRequest, Decoder, Sampler, cache_device
 
 
 @dataclasses.dataclass
@@ -97,9 +97,9 @@ class SamplingOptions:
             return Sampler()
         return Sampler(self.temperature, self.top_k or 0, self.top_p or 1.0)
 
-    def fast_path(self, lm) -> bool:
-        """Whether the static-cache loop of frozen.decoding serves these options on `lm`."""
-        return self.static_cache and self.num_beams == 1 and supports_static_decoding(lm)
+    def fast_path(self, decoder: Decoder) -> bool:
+        """Whether the static-cache loop of frozen.decoding serves these options on its LM."""
+        return self.static_cache and self.num_beams == 1 and decoder.traits.static_decoding
 
 
 @contextlib.contextmanager
@@ -157,7 +157,7 @@ def generate_ids(decoder: Decoder, tokenizer, inputs_embeds: torch.Tensor,
                  attention_mask: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
     """New token ids (B * num_return_sequences, T_new) from whichever loop serves `options`."""
     lm = decoder.lm
-    if not options.fast_path(lm):
+    if not options.fast_path(decoder):
         return run_generate(lm, tokenizer, inputs_embeds, attention_mask, options)
     request = fast_request(lm, tokenizer, inputs_embeds, attention_mask, options)
     return torch.cat(list(decoder.decode(request)), 1)
@@ -171,7 +171,7 @@ def decode(tokenizer, new_ids: torch.Tensor, stop: Sequence[str] | None) -> list
 def stream_text(decoder: Decoder, tokenizer, inputs_embeds, attention_mask,
                 options: SamplingOptions) -> Iterator[str]:
     """Yield text pieces as they are generated, stopping before any stop string."""
-    if options.fast_path(decoder.lm):
+    if options.fast_path(decoder):
         request = fast_request(decoder.lm, tokenizer, inputs_embeds, attention_mask, options)
         yield from hold_at_stop(_fast_pieces(decoder, tokenizer, request), options.stop)
     else:

@@ -11,7 +11,6 @@ when the module is put in train mode. Only the vision side is saved by `save_pre
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 from contextlib import contextmanager
@@ -26,9 +25,9 @@ from .config import FrozenConfig
 from .decoding import Decoder
 from .generation import SamplingOptions, decode, generate_ids, stream_text
 from .images import ImageTransform, load_image
-from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
+from .lm import absolute_lm_source, embedding_rms, fingerprint, freeze, lm_traits, load_lm
 from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
-                      prompt_text, special_prefix, tokenize_prompt, truncate)
+                      prompt_text, tokenize_prompt, truncate)
 from .vision import EmbeddingScale, build_prefix_head, build_vision_tower, tower_features
 
 log = logging.getLogger("frozen")
@@ -54,9 +53,9 @@ class FrozenModel(nn.Module):
         self.lm, self.tokenizer = load_lm(config)
         freeze(self.lm)
         self.lm_dim = self.lm.get_input_embeddings().embedding_dim
-        self._prefix_ids = special_prefix(self.tokenizer)
-        self._accepts_positions = "position_ids" in inspect.signature(self.lm.forward).parameters
-        self.decoder = Decoder(self.lm, self.context_length)   # static caches, compiled steps
+        self.lm_traits = lm_traits(self.lm, self.tokenizer)     # what differs per LM family
+        self._prefix_ids = list(self.lm_traits.special_prefix)
+        self.decoder = Decoder(self.lm, self.lm_traits)        # static caches, compiled steps
         self.vision: nn.Module | None = None
         self.prefix_head: nn.Module | None = None
         self.image_transform: ImageTransform | None = None
@@ -74,7 +73,7 @@ class FrozenModel(nn.Module):
                 else self._vocabulary_ids(config.prefix_vocabulary)
             self.register_buffer("prefix_vocabulary_ids", ids, persistent=False)    # (V',)
             self.register_buffer("prefix_slot_mask", slot_mask, persistent=False)   # (n, V') or None
-            self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm)) if config.prefix_norm
+            self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm, self.lm_traits.embed_scale)) if config.prefix_norm
                                  else nn.Identity())
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
@@ -144,7 +143,7 @@ class FrozenModel(nn.Module):
 
     @property
     def context_length(self) -> int | None:
-        return context_length(self.lm, self.tokenizer)
+        return self.lm_traits.context_length
 
     # ----- batching --------------------------------------------------------------------------
 
@@ -208,7 +207,7 @@ class FrozenModel(nn.Module):
 
     def _lm_kwargs(self, batch: PromptBatch) -> dict:
         kwargs = dict(attention_mask=batch.attention_mask, use_cache=False)
-        if self._accepts_positions:
+        if self.lm_traits.accepts_positions:
             kwargs["position_ids"] = batch.position_ids
         return kwargs
 

@@ -77,17 +77,6 @@ def parse_prompt(prompt: Any, images: Sequence[Any] | None = None) -> list[Any]:
     return [it for it in items if not (isinstance(it, str) and it == "")]
 
 
-def special_prefix(tokenizer) -> list[int]:
-    """The ids the tokenizer puts before text on its own (BOS for Llama, none for GPT-2)."""
-    probe = "hello"
-    with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
-    without = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    for start in range(len(with_special) - len(without) + 1):
-        if with_special[start:start + len(without)] == without:
-            return list(with_special[:start])
-    return []
-
-
 @dataclasses.dataclass
 class TokenizedPrompt:
     """One prompt as ids with image slots marked (image slots hold `pad_id`)."""
