@@ -13,8 +13,9 @@ Lightning, webdataset and evaluation code are imported only where they are used.
 from .config import FrozenConfig
 from .images import ImageError, ImageTransform, load_image
 from .model import FrozenModel, FrozenOutput
+from .processor import Processor
 from .prompts import PromptBatch, PromptError, Target
 
 __all__ = ["FrozenConfig", "FrozenModel", "FrozenOutput", "ImageError", "ImageTransform",
-           "PromptBatch", "PromptError", "Target", "load_image"]
+           "Processor", "PromptBatch", "PromptError", "Target", "load_image"]
 __version__ = "0.1.0"

@@ -162,18 +162,19 @@ LM_OVERRIDES: dict[str, dict[str, Callable[[Any], Any]]] = {
 class LMTraits:
     """What the code needs to know about one LM family, read once when the LM is loaded."""
 
-    model_type: str                          # the transformers config's model_type
-    accepts_positions: bool                  # forward takes `position_ids`
-    special_prefix: tuple[int, ...]          # ids the tokenizer puts before a text (BOS), maybe ()
-    special_prefix_text: str                 # those ids as text (what a chat template starts with)
-    context_length: int | None               # the window in tokens; None: no fixed window
-    block_types: tuple[type[nn.Module], ...]  # the repeated decoder block classes, maybe ()
-    embed_scale: float                       # the embedding module gives table rows x this (Gemma:
-    #   sqrt(D)); `inputs_embeds` are not scaled again by the forward, so the splice is unchanged
-    chat_template: bool                      # the tokenizer has a chat template
-    cache_arg: str                           # forward's KV-cache argument: "cache" or "past_key_values"
-    takes_logits_to_keep: bool               # forward can compute the last position's logits only
-    static_decoding: bool                    # a decoder-only LM that takes a StaticCache and compiles
+    model_type: str                    # the transformers config's model_type
+    accepts_positions: bool            # forward takes `position_ids`
+    special_prefix: tuple[int, ...]    # ids the tokenizer puts before a text (BOS), maybe ()
+    special_prefix_text: str           # those ids as text (what a chat template starts with)
+    context_length: int | None         # the window in tokens; None: no fixed window
+    block_types: tuple[type[nn.Module], ...]   # the repeated decoder block classes, maybe ()
+    # The embedding module gives table rows times this (Gemma: sqrt(D)); the forward does not
+    # scale `inputs_embeds` again, so spliced prefixes need no correction, only a norm target.
+    embed_scale: float
+    chat_template: bool                # the tokenizer has a chat template
+    cache_arg: str                     # forward's KV-cache argument: "cache" or "past_key_values"
+    takes_logits_to_keep: bool         # forward can compute the last position's logits only
+    static_decoding: bool              # decoder-only, takes a StaticCache, compiles fullgraph
 
 
 def lm_traits(model: nn.Module, tokenizer) -> LMTraits:

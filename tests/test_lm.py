@@ -59,7 +59,7 @@ def test_traits_of_each_tiny_family(lm_dirs, arch):
 def test_frozen_model_reads_its_traits_once(tiny_model):
     model = tiny_model("llama", vision=None)
     assert model.context_length == model.lm_traits.context_length == 256
-    assert model._prefix_ids == [1] and model.decoder.traits is model.lm_traits
+    assert model.processor.prefix_ids == (1,) and model.decoder.traits is model.lm_traits
 
 
 def test_gemma_embedding_scale_is_found_and_the_prefix_norm_follows_it():
