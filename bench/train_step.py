@@ -113,7 +113,7 @@ def _measure_peak(lm_dir: str, batch_size: int, checkpointed: bool) -> float:
 
     model = FrozenModel(toy_frozen_config(lm_dir)).train()
     if checkpointed:
-        checkpoint_blocks(model.lm)
+        checkpoint_blocks(model.lm, model.lm_traits)
     batch = make_batch(model, batch_size)
     Path("/proc/self/clear_refs").write_text("5")      # reset the high-water mark (Linux)
     before = _status_kib("VmRSS")

@@ -13,9 +13,10 @@ Lightning, webdataset and evaluation code are imported only where they are used.
 from .config import FrozenConfig
 from .images import ImageError, ImageTransform, load_image
 from .model import FrozenModel, FrozenOutput
+from .processor import Processor
 from .prompts import PromptBatch, PromptError, Target
 from .sampling import SamplingOptions
 
 __all__ = ["FrozenConfig", "FrozenModel", "FrozenOutput", "ImageError", "ImageTransform",
-           "PromptBatch", "PromptError", "SamplingOptions", "Target", "load_image"]
+           "Processor", "PromptBatch", "PromptError", "SamplingOptions", "Target", "load_image"]
 __version__ = "0.1.0"

@@ -147,12 +147,13 @@ def cmd_caption(args: argparse.Namespace) -> None:
         print(json.dumps({"image": path, "caption": caption}) if args.json else f"{path}\t{caption}")
 
 
-def chat_prompt(tokenizer, turns: list[dict[str, str]]) -> str:
-    """Render turns with the tokenizer's chat template, or a plain User/Assistant format."""
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        bos = tokenizer.bos_token
-        return text[len(bos):] if bos and text.startswith(bos) else text  # BOS comes from us
+def chat_prompt(model, turns: list[dict[str, str]]) -> str:
+    """Render turns with the LM's chat template, or a plain User/Assistant format."""
+    traits = model.lm_traits
+    if traits.chat_template:
+        text = model.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        bos = traits.special_prefix_text       # the prompt's special prefix (BOS) comes from us
+        return text[len(bos):] if bos and text.startswith(bos) else text
     lines = [f"{t['role'].capitalize()}: {t['content']}" for t in turns]
     return "\n".join(lines) + "\nAssistant:"
 
@@ -162,7 +163,7 @@ def trim_turns(model, turns: list[dict[str, str]], reserve: int) -> list[dict[st
     window = model.context_length
     kept = list(turns)
     while window is not None:
-        length = len(model.tokenizer(chat_prompt(model.tokenizer, kept))["input_ids"])
+        length = len(model.tokenizer(chat_prompt(model, kept))["input_ids"])
         if length + reserve <= window:
             break
         removable = [i for i, t in enumerate(kept[:-1]) if t["role"] != "system"]
@@ -180,8 +181,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
     options = sampling_options(args)
     model = load_model(args)
     turns: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
-    has_template = bool(getattr(model.tokenizer, "chat_template", None))
-    stop = args.stop or ([] if has_template else ["\nUser:"])
+    stop = args.stop or ([] if model.lm_traits.chat_template else ["\nUser:"])
     options = options.replace(stop=stop or None)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -199,7 +199,7 @@ def cmd_chat(args: argparse.Namespace) -> None:
             break
         turns.append({"role": "user", "content": message})
         turns = trim_turns(model, turns, args.max_new_tokens)
-        prompt = chat_prompt(model.tokenizer, turns)
+        prompt = chat_prompt(model, turns)
         if interactive:
             print("model> ", end="", flush=True)
         pieces = model.stream(prompt, options, truncation=args.truncation)

@@ -22,7 +22,6 @@ Greedy output equals transformers' `generate` token for token (tests/test_decodi
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import time
 from typing import Callable, Iterator, Sequence
@@ -31,6 +30,7 @@ import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
+from .lm import LMTraits
 from .sampling import SamplingOptions
 
 log = logging.getLogger("frozen")
@@ -90,14 +90,6 @@ class DecodeRequest:
         return Sampler.for_options(self.options)
 
 
-def supports_static_decoding(lm) -> bool:
-    """True when the LM takes a StaticCache in its forward (a decoder-only model whose layers
-    transformers can compile)."""
-    params = inspect.signature(lm.forward).parameters
-    return (not lm.config.is_encoder_decoder and bool(getattr(lm, "_can_compile_fullgraph", False))
-            and ("cache" in params or "past_key_values" in params))
-
-
 def cache_length(needed: int, window: int | None) -> int:
     """The cache length bucket for `needed` positions: the next power of two (at least
     MIN_CACHE_LENGTH), capped at the LM's window when that still holds them."""
@@ -109,15 +101,11 @@ class Decoder:
     """The fast decode path for one LM: static caches and compiled steps, kept per
     (batch, cache length, sampler) for the life of the process, so a compile is paid once."""
 
-    def __init__(self, lm, window: int | None = None, backend: str = "inductor"):
+    def __init__(self, lm, traits: LMTraits, backend: str = "inductor"):
         self.lm = lm
-        self.window = window
+        self.traits = traits            # the forward's arguments, the window, StaticCache support
+        self.window = traits.context_length
         self.backend = backend          # torch.compile backend ("aot_eager": traces, no codegen)
-        params = inspect.signature(lm.forward).parameters
-        # transformers 5.x renamed `past_key_values` to `cache`; take what this version has.
-        self.cache_arg = "cache" if "cache" in params else "past_key_values"
-        self.takes_positions = "position_ids" in params
-        self.takes_logits_to_keep = "logits_to_keep" in params
         self._caches: dict[tuple[int, int], StaticCache] = {}
         self._steps: dict[tuple, Callable] = {}
         self.compile_seconds: dict[tuple, float] = {}    # first-call time of each compiled step
@@ -126,10 +114,10 @@ class Decoder:
 
     def _forward(self, cache, positions, mask, **inputs) -> torch.Tensor:
         """Logits (B, V) of the last position."""
-        kwargs = {self.cache_arg: cache, "attention_mask": mask, "use_cache": True, **inputs}
-        if self.takes_positions:
+        kwargs = {self.traits.cache_arg: cache, "attention_mask": mask, "use_cache": True, **inputs}
+        if self.traits.accepts_positions:
             kwargs["position_ids"] = positions
-        if self.takes_logits_to_keep:
+        if self.traits.takes_logits_to_keep:
             kwargs["logits_to_keep"] = 1
         return self.lm(**kwargs).logits[:, -1]                       # (B, V)
 

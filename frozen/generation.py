@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .decoding import DecodeRequest, Decoder, supports_static_decoding
+from .decoding import DecodeRequest, Decoder
 from .sampling import SamplingOptions
 
 
@@ -46,9 +46,9 @@ def transformers_kwargs(options: SamplingOptions, tokenizer) -> dict:
     return kwargs
 
 
-def takes_fast_path(options: SamplingOptions, lm) -> bool:
-    """Whether the static-cache loop of frozen.decoding serves `options` on `lm`."""
-    return options.static_cache and options.num_beams == 1 and supports_static_decoding(lm)
+def takes_fast_path(options: SamplingOptions, decoder: Decoder) -> bool:
+    """Whether the static-cache loop of frozen.decoding serves `options` on the decoder's LM."""
+    return options.static_cache and options.num_beams == 1 and decoder.traits.static_decoding
 
 
 @contextlib.contextmanager
@@ -102,7 +102,7 @@ def generate_ids(decoder: Decoder, tokenizer, inputs_embeds: torch.Tensor,
                  attention_mask: torch.Tensor, options: SamplingOptions) -> torch.Tensor:
     """New token ids (B * num_return_sequences, T_new) from whichever loop serves `options`."""
     lm = decoder.lm
-    if not takes_fast_path(options, lm):
+    if not takes_fast_path(options, decoder):
         return run_generate(lm, tokenizer, inputs_embeds, attention_mask, options)
     request = fast_request(tokenizer, inputs_embeds, attention_mask, options)
     return torch.cat(list(decoder.decode(request)), 1)
@@ -116,7 +116,7 @@ def decode(tokenizer, new_ids: torch.Tensor, stop: Sequence[str] | None) -> list
 def stream_text(decoder: Decoder, tokenizer, inputs_embeds, attention_mask,
                 options: SamplingOptions) -> Iterator[str]:
     """Yield text pieces as they are generated, stopping before any stop string."""
-    if takes_fast_path(options, decoder.lm):
+    if takes_fast_path(options, decoder):
         request = fast_request(tokenizer, inputs_embeds, attention_mask, options)
         yield from hold_at_stop(_fast_pieces(decoder, tokenizer, request), options.stop)
     else:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 # Images above this many pixels are refused before decoding (PIL's own bomb limit).
 MAX_PIXELS = 89_478_485
@@ -81,7 +81,9 @@ def _formats() -> str:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB (transparent areas become black)."""
+    """Convert any PIL mode to 8-bit RGB (transparent areas become black); RGB as it is."""
+    if img.mode == "RGB":
+        return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I") and arr.max(initial=0) > 255 else 255.0
@@ -114,7 +116,8 @@ def load_image(source: Any, draft_size: int | None = None, max_pixels: int = MAX
         if draft_size and img.format == "JPEG" and min(width, height) >= 2 * draft_size:
             img.draft("RGB", (draft_size, draft_size))
         img.load()
-        img = ImageOps.exif_transpose(img)
+        if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:    # else exif_transpose copies
+            img = ImageOps.exif_transpose(img)
         return _to_rgb(img)
     except ImageError:
         raise
@@ -146,10 +149,14 @@ class ImageTransform:
     max_pixels: int = MAX_PIXELS
 
     def __call__(self, source: Any) -> torch.Tensor:
-        """Image -> uint8 (3, S, S). Bytes, not floats, cross the worker boundary (4x less
-        to copy); `normalize` turns a batch into the tower's input on its device."""
-        img = load_image(source, draft_size=self.size, max_pixels=self.max_pixels)
-        img = fit_square(img, self.size, self.pad_value)
+        """Image (PIL, path or bytes) -> uint8 (3, S, S). Bytes, not floats, cross the worker
+        boundary (4x less to copy); `normalize` turns a batch into the tower's input on its
+        device."""
+        return self.pixels(load_image(source, draft_size=self.size, max_pixels=self.max_pixels))
+
+    def pixels(self, picture: Image.Image) -> torch.Tensor:
+        """An RGB picture (what load_image gives) -> uint8 (3, S, S): pad to square, resize."""
+        img = fit_square(picture, self.size, self.pad_value)
         arr = np.asarray(img, dtype=np.uint8)                       # (S, S, 3)
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))  # (3, S, S)
 

@@ -11,7 +11,6 @@ when the module is put in train mode. Only the vision side is saved by `save_pre
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 from contextlib import contextmanager
@@ -27,9 +26,9 @@ from .decoding import Decoder
 from .generation import decode, generate_ids, stream_text
 from .heads import EmbeddingScale, PrefixHead, build_prefix_head
 from .images import ImageTransform, load_image
-from .lm import absolute_lm_source, context_length, embedding_rms, fingerprint, freeze, load_lm
-from .prompts import (IGNORE_INDEX, Collator, PromptBatch, PromptError, pad_batch, parse_prompt,
-                      prompt_text, special_prefix, tokenize_prompt, truncate)
+from .lm import absolute_lm_source, embedding_rms, fingerprint, freeze, lm_traits, load_lm
+from .processor import Collator, Processor
+from .prompts import IGNORE_INDEX, PromptBatch, PromptError
 from .sampling import SamplingOptions
 from .vision import build_vision_tower, tower_features
 
@@ -56,9 +55,8 @@ class FrozenModel(nn.Module):
         self.lm, self.tokenizer = load_lm(config)
         freeze(self.lm)
         self.lm_dim = self.lm.get_input_embeddings().embedding_dim
-        self._prefix_ids = special_prefix(self.tokenizer)
-        self._accepts_positions = "position_ids" in inspect.signature(self.lm.forward).parameters
-        self.decoder = Decoder(self.lm, self.context_length)   # static caches, compiled steps
+        self.lm_traits = lm_traits(self.lm, self.tokenizer)     # what differs per LM family
+        self.decoder = Decoder(self.lm, self.lm_traits)        # static caches, compiled steps
         self.vision: nn.Module | None = None
         self.prefix_head: PrefixHead | None = None
         self.image_transform: ImageTransform | None = None
@@ -72,9 +70,14 @@ class FrozenModel(nn.Module):
                 self.vision.to(memory_format=torch.channels_last)
             self.prefix_head = build_prefix_head(config, tower, self.lm, self.tokenizer)
             rescale = config.prefix_norm and not self.prefix_head.at_lm_scale
-            self.prefix_scale = EmbeddingScale(embedding_rms(self.lm)) if rescale else nn.Identity()
+            token_rms = embedding_rms(self.lm, self.lm_traits.embed_scale)
+            self.prefix_scale = EmbeddingScale(token_rms) if rescale else nn.Identity()
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
+        # Prompts -> model input, for training and inference alike (picklable, no model in it).
+        self.processor = Processor(self.tokenizer, config.num_prefix_tokens,
+                                   self.lm_traits.special_prefix, self.lm_traits.context_length,
+                                   self.image_transform)
         self._check_freezing()
 
     # ----- parameters ------------------------------------------------------------------------
@@ -120,31 +123,20 @@ class FrozenModel(nn.Module):
 
     @property
     def context_length(self) -> int | None:
-        return context_length(self.lm, self.tokenizer)
+        return self.lm_traits.context_length
 
     # ----- batching --------------------------------------------------------------------------
 
-    def _tokenize(self, items: list[Any], eos_after_target: bool = False):
-        return tokenize_prompt(items, self.tokenizer, self.config.num_prefix_tokens,
-                               self.tokenizer.pad_token_id, self._prefix_ids, eos_after_target)
-
     def collator(self, padding_side: str = "left", eos_after_target: bool = True,
                  max_length: int | None = None) -> Collator:
-        """A picklable training collate (see Collator); max_length defaults to the window."""
-        return Collator(self.tokenizer, self.config.num_prefix_tokens, self.tokenizer.pad_token_id,
-                        self._prefix_ids, self.image_transform, max_length or self.context_length,
-                        padding_side, eos_after_target)
+        """A picklable training collate (see frozen.processor.Collator); max_length defaults
+        to the window."""
+        return self.processor.collator(padding_side, eos_after_target, max_length)
 
     def collate(self, samples: Sequence[Any], padding_side: str = "left",
                 eos_after_target: bool = True, max_length: int | None = None) -> PromptBatch:
         """Training batch: prompts (lists of str / Target / images) -> padded PromptBatch."""
         return self.collator(padding_side, eos_after_target, max_length)(samples)
-
-    def _image_to_tensor(self, image: Any) -> torch.Tensor:
-        if self.image_transform is None:
-            raise PromptError("this model has no vision encoder (FrozenConfig.vision is None), "
-                              "so prompts cannot contain images")
-        return self.image_transform(image)
 
     # ----- the forward pass ------------------------------------------------------------------
 
@@ -179,7 +171,7 @@ class FrozenModel(nn.Module):
 
     def _lm_kwargs(self, batch: PromptBatch) -> dict:
         kwargs = dict(attention_mask=batch.attention_mask, use_cache=False)
-        if self._accepts_positions:
+        if self.lm_traits.accepts_positions:
             kwargs["position_ids"] = batch.position_ids
         return kwargs
 
@@ -199,43 +191,10 @@ class FrozenModel(nn.Module):
 
     def _prompt_rows(self, prompts: list[Any], images, truncation: str, max_new_tokens: int):
         """Tokenize prompts for inference, applying the context-window policy."""
-        rows, texts = [], []
-        window = self.context_length
-        for prompt in prompts:
-            items = parse_prompt(prompt, images)
-            row = self._tokenize(items)
-            if window and len(row.ids) >= window:
-                if truncation != "left":
-                    raise PromptError(f"prompt is {len(row.ids)} tokens, longer than the LM's "
-                                      f"context window of {window} (pass truncation='left', "
-                                      "or --truncation left, to keep only its end)")
-                room = max(window - max_new_tokens, 1)
-                row = truncate(row, room, "end", self.config.num_prefix_tokens, len(self._prefix_ids))
-            rows.append(row)
-            texts.append(prompt_text(items))
-        return rows, texts
-
-    def _decode_groups(self, rows, max_new_tokens: int) -> list[tuple[list[int], int]]:
-        """Split rows into (indices, new-token budget) groups that respect the context window.
-
-        Each row may continue until its own length reaches the window. Rows with room for the
-        full budget decode together; a row with less room decodes on its own, so one long
-        prompt never shortens the other rows' continuations.
-        """
-        window = self.context_length
-        if window is None:
-            return [(list(range(len(rows))), max_new_tokens)]
-        full, groups = [], []
-        for i, row in enumerate(rows):
-            room = window - len(row.ids)
-            if room >= max_new_tokens:
-                full.append(i)
-            else:
-                groups.append(([i], max(room, 1)))
-        return ([(full, max_new_tokens)] if full else []) + groups
+        return self.processor.prompt_rows(prompts, images, truncation, max_new_tokens)
 
     def _batch(self, rows) -> PromptBatch:
-        return pad_batch(rows, self.tokenizer.pad_token_id, "left", self._image_to_tensor).to(self.device)
+        return self.processor.batch(rows).to(self.device)
 
     @contextmanager
     def _inference(self):
@@ -280,7 +239,7 @@ class FrozenModel(nn.Module):
                 rows, texts = self._prompt_rows(prompt_list[start:start + step], images, truncation,
                                                 options.max_new_tokens)
                 outputs: list[list[str]] = [[] for _ in rows]
-                for indices, budget in self._decode_groups(rows, options.max_new_tokens):
+                for indices, budget in self.processor.decode_groups(rows, options.max_new_tokens):
                     batch = self._batch([rows[i] for i in indices])
                     group_options = options.replace(max_new_tokens=budget)
                     new_ids = generate_ids(self.decoder, self.tokenizer, self.embed(batch),
@@ -307,7 +266,7 @@ class FrozenModel(nn.Module):
         images = _load_images(images)
         with self._inference():
             rows, _ = self._prompt_rows([prompt], images, truncation, options.max_new_tokens)
-            (_, budget), = self._decode_groups(rows, options.max_new_tokens)
+            (_, budget), = self.processor.decode_groups(rows, options.max_new_tokens)
             batch = self._batch(rows)
             embeds = self.embed(batch)
         options = options.replace(max_new_tokens=budget)
@@ -317,7 +276,7 @@ class FrozenModel(nn.Module):
         """Pooled tower features (N, F) for images or paths, e.g. for retrieval (RICES)."""
         if self.vision is None:
             raise PromptError("this model has no vision encoder (FrozenConfig.vision is None)")
-        pixels = torch.stack([self._image_to_tensor(img) for img in images]).to(self.device)
+        pixels = torch.stack([self.processor.image(img) for img in images]).to(self.device)
         pixels = self.image_transform.normalize(pixels)                     # (N, 3, S, S)
         with self._inference():
             return tower_features(self.vision, pixels, tokens=False).float()  # (N, F)

@@ -77,17 +77,6 @@ def parse_prompt(prompt: Any, images: Sequence[Any] | None = None) -> list[Any]:
     return [it for it in items if not (isinstance(it, str) and it == "")]
 
 
-def special_prefix(tokenizer) -> list[int]:
-    """The ids the tokenizer puts before text on its own (BOS for Llama, none for GPT-2)."""
-    probe = "hello"
-    with_special = tokenizer(probe, add_special_tokens=True)["input_ids"]
-    without = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    for start in range(len(with_special) - len(without) + 1):
-        if with_special[start:start + len(without)] == without:
-            return list(with_special[:start])
-    return []
-
-
 @dataclasses.dataclass
 class TokenizedPrompt:
     """One prompt as ids with image slots marked (image slots hold `pad_id`)."""
@@ -223,36 +212,6 @@ def pad_batch(rows: list[TokenizedPrompt], pad_id: int, padding_side: str,
             image_index = torch.tensor([first[id(img)] for img in images])  # (N,)
     return PromptBatch(input_ids, attention, position_ids_from_mask(attention), image_mask,
                        labels, pixel_values, image_index)
-
-
-@dataclasses.dataclass
-class Collator:
-    """Picklable training collate: prompts (lists of str / Target / images) -> PromptBatch.
-
-    Holds only what batching needs (tokenizer, image transform, sizes), so data-loader workers
-    can receive it under any start method without pickling the model. A sequence that ends
-    with a Target gets EOS appended as a target, so the model learns where a caption stops;
-    sequences longer than `max_length` lose their end.
-    """
-
-    tokenizer: Any
-    num_prefix_tokens: int
-    pad_id: int
-    prefix_ids: list[int]
-    image_transform: Callable[[Any], torch.Tensor] | None
-    max_length: int | None = None
-    padding_side: str = "left"
-    eos_after_target: bool = True
-
-    def __call__(self, samples: Sequence[Any]) -> PromptBatch:
-        rows = []
-        for sample in samples:
-            row = tokenize_prompt(parse_prompt(sample), self.tokenizer, self.num_prefix_tokens,
-                                  self.pad_id, self.prefix_ids, self.eos_after_target)
-            if self.max_length:
-                row = truncate(row, self.max_length, "start", self.num_prefix_tokens, 0)
-            rows.append(row)
-        return pad_batch(rows, self.pad_id, self.padding_side, self.image_transform)
 
 
 def prompt_text(items: list[Any]) -> str:

@@ -68,7 +68,7 @@ def test_chat_feeds_turns_back_and_trims(tiny_model, lm_dirs):
     turns = [{"role": "user", "content": "hello there"},
              {"role": "assistant", "content": "hi, how can I help?"},
              {"role": "user", "content": "the quick brown fox"}]
-    prompt = chat_prompt(model.tokenizer, turns)
+    prompt = chat_prompt(model, turns)
     assert "hello there" in prompt and prompt.endswith("Assistant:")
     kept = trim_turns(model, turns, reserve=20)
     assert kept[-1] == turns[-1] and len(kept) < len(turns)
@@ -155,7 +155,7 @@ def test_chat_leaves_on_exit_and_end_of_input(lm_dirs, monkeypatch, capsys, leav
     import frozen.cli as cli
 
     real_prompt = cli.chat_prompt
-    monkeypatch.setattr(cli, "chat_prompt", lambda tok, turns: sent.append(turns[-1]) or real_prompt(tok, turns))
+    monkeypatch.setattr(cli, "chat_prompt", lambda model, turns: sent.append(turns[-1]) or real_prompt(model, turns))
     assert main(["chat", "--lm", lm_dirs("llama"), "--max-new-tokens", "2"]) == 0
     assert {t["content"] for t in sent if t["role"] == "user"} == {"hello"}
 

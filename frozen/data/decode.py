@@ -2,7 +2,8 @@
 image-caption pair, or SampleSkipped naming what is wrong with it (its kind in SKIP_KINDS).
 
 Decoding, pad-to-square and resize run in data-loader workers through the model's picklable
-`image_transform`; the decode limit on pixels guards against decompression bombs.
+`image_transform` (the processor's), once per image; the decode limit on pixels guards against
+decompression bombs.
 
 Truncated or corrupt: PIL fails on both alike (and decodes some cut PNGs without complaint), so
 cut-short image data is recognised before decoding by its format's own end: a JPEG has an
@@ -15,11 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from frozen.images import MAX_PIXELS, ImageError, load_image
+from frozen.images import MAX_PIXELS, ImageError, ImageTransform, load_image
 
 from .skips import SampleSkipped
 
@@ -78,7 +79,7 @@ def cut_short(data: bytes) -> str | None:
 _SKIP_KIND = {"too_large": "decompression_bomb"}
 
 
-def image_of(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
+def image_of(sample: dict[str, Any], transform: ImageTransform,
              max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Decode the sample's image and preprocess it: (3, S, S)."""
     data = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
@@ -87,22 +88,22 @@ def image_of(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
     return decode_image(data, transform, max_pixels)
 
 
-def decode_image(data: bytes, transform: Callable[[Any], torch.Tensor],
+def decode_image(data: bytes, transform: ImageTransform,
                  max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """Encoded image bytes -> preprocessed (3, S, S), or SampleSkipped naming the problem."""
     cut = cut_short(data)
     if cut is not None:
         raise SampleSkipped("truncated_image", f"{cut} ({len(data)} bytes)")
     try:
-        picture = load_image(data, draft_size=getattr(transform, "size", None), max_pixels=max_pixels)
-        return transform(picture)                                   # (3, S, S)
+        picture = load_image(data, draft_size=transform.size, max_pixels=max_pixels)
+        return transform.pixels(picture)                            # (3, S, S), decoded once
     except ImageError as err:
         raise SampleSkipped(_SKIP_KIND.get(err.kind, "corrupt_image"), str(err)) from None
     except Exception as err:  # a transform failing on odd input is a bad sample too
         raise SampleSkipped("corrupt_image", f"{type(err).__name__}: {err}") from None
 
 
-def decode_pair(sample: dict[str, Any], transform: Callable[[Any], torch.Tensor],
+def decode_pair(sample: dict[str, Any], transform: ImageTransform,
                 max_pixels: int = MAX_PIXELS) -> Pair:
     caption = caption_of(sample)
     return Pair(image_of(sample, transform, max_pixels), caption, sample.get("__key__", "?"))

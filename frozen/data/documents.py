@@ -171,12 +171,13 @@ class TokenBudget:
 
     @classmethod
     def of_collator(cls, collator: Any, max_tokens: int | None = None) -> "TokenBudget":
-        """From a frozen.prompts.Collator (the model's training collate)."""
+        """From a frozen.processor.Collator (the model's training collate)."""
         window = max_tokens or collator.max_length
         if not window:
             raise ValueError("documents need max_tokens: the LM reports no context window")
-        return cls(collator.tokenizer, collator.num_prefix_tokens, window,
-                   len(collator.prefix_ids))
+        processor = collator.processor
+        return cls(processor.tokenizer, processor.num_prefix_tokens, window,
+                   len(processor.prefix_ids))
 
     def cut(self, pieces: list[str | ImageRef]) -> list[str | ImageRef]:
         """The pieces that fit; text may run past the end (the collate cuts its tail), an

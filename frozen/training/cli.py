@@ -68,6 +68,9 @@ class FrozenCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ExportInference, "export")
+        # The data module batches with the model's own processor (tokenizer, window, transform).
+        parser.link_arguments("model", "data.processor", apply_on="instantiate",
+                              compute_fn=lambda module: module.model.processor)
 
     def init_parser(self, **kwargs: Any):
         kwargs["exit_on_error"] = False             # errors come to main() as exceptions

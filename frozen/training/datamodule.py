@@ -1,7 +1,8 @@
 """CaptionData: the LightningDataModule over image-caption shards (img2dataset layout).
 
-The model's `image_transform` and `collate` come from the LightningModule at setup, so images
-are decoded, padded and resized, and prompts tokenized, inside the data-loader workers.
+The model's processor (frozen.processor.Processor: tokenizer, prefix slots, window, image
+transform) is given at construction; train.py links it from the model it builds. Images are
+decoded, padded and resized, and prompts tokenized, inside the data-loader workers.
 
 Data-loader workers start from a forkserver (a clean single-threaded process that has imported
 the data pipeline once), not by forking the training process: forking a process that already
@@ -25,6 +26,7 @@ from frozen.data import CaptionStream, Packer, expand_shards
 from frozen.data.mixing import DocumentData, mix_documents
 from frozen.data.shards import check_shards
 from frozen.images import MAX_PIXELS
+from frozen.processor import Processor
 
 log = logging.getLogger("frozen.training")
 
@@ -52,6 +54,7 @@ class CaptionData(pl.LightningDataModule):
         (fastest, but can deadlock in a process that already runs threads).
     worker_timeout: seconds a rank waits for a batch from its workers before stopping with an
         error (0: forever).
+    processor: the model's processor (`FrozenModel.processor`); train.py passes it.
     """
 
     def __init__(self, train_shards: str | list[str], val_shards: str | list[str] | None = None,
@@ -60,9 +63,11 @@ class CaptionData(pl.LightningDataModule):
                  shuffle_buffer: int = 1000, pack_pairs: int = 1, pack_max_tokens: int | None = None,
                  num_workers: int = 4, seed: int = 0, max_image_pixels: int = MAX_PIXELS,
                  log_interval: float = 60.0, worker_start: str = "forkserver",
-                 worker_timeout: float = 600.0, documents: DocumentData | dict | None = None):
+                 worker_timeout: float = 600.0, documents: DocumentData | dict | None = None,
+                 processor: Processor | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["documents"])   # plain data only in checkpoints
+        self.save_hyperparameters(ignore=["documents", "processor"])  # plain data only
+        self.processor = processor
         if worker_start not in multiprocessing.get_all_start_methods():
             raise ValueError(f"data.worker_start {worker_start!r} is not one of "
                              f"{multiprocessing.get_all_start_methods()} on this system")
@@ -70,14 +75,15 @@ class CaptionData(pl.LightningDataModule):
         self.document_urls = expand_shards(self.documents.shards) if self.documents else None
         self.train_urls = expand_shards(train_shards)
         self.val_urls = expand_shards(val_shards) if val_shards else None
-        self.model = None
 
     def prepare_data(self) -> None:
         """No training shard at all: stop before the run writes anything (logs, checkpoints)."""
         check_shards(self.train_urls, "train")
 
     def setup(self, stage: str) -> None:
-        self.model = self.trainer.lightning_module.model
+        if self.processor is None:
+            raise ValueError("CaptionData needs the model's processor: pass "
+                             "processor=FrozenModel.processor (train.py links it from the model)")
         for name, urls in (("train", self.train_urls), ("val", self.val_urls or []),
                            ("document", self.document_urls or [])):
             missing = check_shards(urls, name) if urls else []
@@ -88,14 +94,13 @@ class CaptionData(pl.LightningDataModule):
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     def _stream(self, urls: list[str], batch_size: int, samples: int, training: bool) -> CaptionStream:
-        hp, world = self.hparams, self.trainer.world_size
+        hp, world, processor = self.hparams, self.trainer.world_size, self.processor
         pairs = hp.pack_pairs if training else 1
         packer = Packer(pairs, hp.pack_max_tokens if training else None,
-                        tokenizer=self.model.tokenizer,
-                        num_prefix_tokens=self.model.config.num_prefix_tokens)
+                        tokenizer=processor.tokenizer, num_prefix_tokens=processor.num_prefix_tokens)
         return CaptionStream(
-            urls, dataclasses.replace(self.model.image_transform, max_pixels=hp.max_image_pixels),
-            self.model.collator(), batch_size,
+            urls, dataclasses.replace(processor.image_transform, max_pixels=hp.max_image_pixels),
+            processor.collator(), batch_size,
             batches=max(1, samples // (world * batch_size * pairs)), packer=packer,
             resampled=hp.resampled and training, shuffle_buffer=hp.shuffle_buffer if training else 0,
             seed=hp.seed, rank=self.trainer.global_rank, world_size=world,

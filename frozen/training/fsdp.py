@@ -38,7 +38,7 @@ import torch
 from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
 from torch import nn
 
-from .blocks import decoder_block_types
+from .blocks import block_types
 from .export import STATE_PREFIX
 
 FULL_ON_RANK0 = dict(full_state_dict=True, cpu_offload=True)
@@ -142,7 +142,7 @@ def unit_roots(frozen: nn.Module) -> list[nn.Module]:
     """The modules that become FSDP units, innermost first: each LM decoder block (or its
     checkpoint wrapper), the LM (the rest of it), the vision tower, the prefix head; the
     FrozenModel itself last, as the root."""
-    blocks = decoder_block_types(frozen.lm)
+    blocks = block_types(frozen.lm, frozen.lm_traits)
     # A checkpointed block is reached through its wrapper: shard the wrapper (as torchtitan does).
     units = [m for m in frozen.lm.modules() if _is_wrapper(m)] or \
         [m for m in frozen.lm.modules() if isinstance(m, blocks)]

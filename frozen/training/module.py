@@ -71,10 +71,11 @@ class FrozenTraining(pl.LightningModule):
         if self._configured:
             return
         self._configured = True
+        lm, traits = self.model.lm, self.model.lm_traits
         if self.activation_checkpointing:
-            rank_zero_info(f"activation checkpointing on {checkpoint_blocks(self.model.lm)} LM blocks")
+            rank_zero_info(f"activation checkpointing on {checkpoint_blocks(lm, traits)} LM blocks")
         if self.compile_modules:
-            rank_zero_info(f"compiled {compile_blocks(self.model.lm, self.model.vision)} modules")
+            rank_zero_info(f"compiled {compile_blocks(lm, traits, self.model.vision)} modules")
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -141,7 +141,7 @@ def test_label_masks_text_only_and_optionally_after_the_first_image(lm_dirs):
         expected = (before if labelled_before else []) + after + eos
         assert labels[labels != IGNORE_INDEX].tolist() == expected
         text = batch.input_ids[row][real][~image].tolist()
-        assert text == collate.prefix_ids + (before if labelled_before is not None else []) \
+        assert text == list(collate.processor.prefix_ids) + (before if labelled_before is not None else []) \
             + after + eos
 
 

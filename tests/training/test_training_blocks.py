@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from frozen.prompts import Target
-from frozen.training.blocks import checkpoint_blocks, decoder_block_types
+from frozen.training.blocks import checkpoint_blocks
 
 
 @pytest.mark.parametrize("arch, block", [("llama", "LlamaDecoderLayer"), ("gpt2", "GPT2Block")])
 def test_blocks_are_found_from_the_model(tiny_model, arch, block):
-    assert [t.__name__ for t in decoder_block_types(tiny_model(arch).lm)] == [block]
+    assert [t.__name__ for t in tiny_model(arch).lm_traits.block_types] == [block]
 
 
 def test_activation_checkpointing_keeps_the_gradients(tiny_model):
@@ -29,12 +29,12 @@ def test_activation_checkpointing_keeps_the_gradients(tiny_model):
         return [p.grad.clone() for p in model.trainable_parameters()]
 
     calls = []
-    block = next(m for m in model.lm.modules() if isinstance(m, decoder_block_types(model.lm)))
+    block = next(m for m in model.lm.modules() if isinstance(m, model.lm_traits.block_types))
     mlp_forward = block.mlp.forward
     block.mlp.forward = lambda x: calls.append(1) or mlp_forward(x)
     plain = grads()
     assert len(calls) == 1
-    assert checkpoint_blocks(model.lm) == model.lm.config.num_hidden_layers
+    assert checkpoint_blocks(model.lm, model.lm_traits) == model.lm.config.num_hidden_layers
     assert not model.lm.training
     checkpointed = grads()
     assert len(calls) == 3          # forward, then recomputed in backward: checkpointing is on

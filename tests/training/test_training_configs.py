@@ -15,7 +15,6 @@ from lightning.pytorch import Trainer
 from transformers import GPTJConfig, LlamaConfig, MistralConfig
 
 from frozen.testing import make_tiny_tokenizer
-from frozen.training.blocks import decoder_block_types
 from frozen.training.fsdp import FrozenFSDPStrategy, unit_roots
 from document_shards import write_good_documents
 from train_runs import ROOT, run_cli
@@ -150,7 +149,7 @@ def test_large_config_builds_on_the_meta_device(name, tmp_path):
     assert abs(lm_params / 1e9 - billions) < 0.05
     assert all(p.is_meta and not p.requires_grad for p in frozen.lm.parameters())
     assert all(p.requires_grad and not p.is_meta for p in frozen.trainable_parameters())
-    assert [t.__name__ for t in decoder_block_types(frozen.lm)] == [block]
+    assert [t.__name__ for t in frozen.lm_traits.block_types] == [block]
     assert cli.trainer.precision == "bf16-mixed"
     assert cli.datamodule.hparams.batch_size * 8 == 128          # Frozen's global batch
     if isinstance(cli.trainer.strategy, FrozenFSDPStrategy):

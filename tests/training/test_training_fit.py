@@ -49,6 +49,18 @@ def test_loss_falls_and_only_the_vision_side_changes(run, tiny_lm):
     assert len(changed) > len(initial) // 2
 
 
+def test_the_data_module_batches_with_the_models_processor(run):
+    cli, _ = run
+    assert cli.datamodule.processor is cli.model.model.processor
+
+
+def test_a_data_module_without_a_processor_says_so(good_shards):
+    from frozen.training import CaptionData
+
+    with pytest.raises(ValueError, match="needs the model's processor"):
+        CaptionData(good_shards).setup("fit")
+
+
 def test_validation_reports_caption_perplexity(run):
     cli, _ = run
     ppl, loss = cli.trainer.callback_metrics["val/ppl"], cli.trainer.callback_metrics["val/loss"]
