@@ -68,7 +68,8 @@ class FrozenModel(nn.Module):
             self._channels_last = any(isinstance(m, nn.Conv2d) for m in self.vision.modules())
             if self._channels_last:
                 self.vision.to(memory_format=torch.channels_last)
-            self.prefix_head = build_prefix_head(config, tower, self.lm, self.tokenizer)
+            self.prefix_head = build_prefix_head(config, tower, self.lm, self.tokenizer,
+                                                 self.lm_traits.embed_scale)
             rescale = config.prefix_norm and not self.prefix_head.at_lm_scale
             token_rms = embedding_rms(self.lm, self.lm_traits.embed_scale)
             self.prefix_scale = EmbeddingScale(token_rms) if rescale else nn.Identity()

@@ -53,8 +53,9 @@ def head_class(name: str) -> type[PrefixHead]:
 
 
 def build_prefix_head(config: "FrozenConfig", tower: "VisionTower", lm: nn.Module,
-                      tokenizer) -> PrefixHead:
-    """The head named by `config.prefix_head`, built for this tower and LM."""
+                      tokenizer, embed_scale: float = 1.0) -> PrefixHead:
+    """The head named by `config.prefix_head`, built for this tower and LM (`embed_scale`:
+    LMTraits.embed_scale)."""
     head_cls = head_class(config.prefix_head)
     if head_cls.uses_tokens:
         if tower.token_dim is None:
@@ -65,5 +66,5 @@ def build_prefix_head(config: "FrozenConfig", tower: "VisionTower", lm: nn.Modul
     context = HeadContext(feature_dim=tower.feature_dim, token_dim=tower.token_dim,
                           lm_dim=lm.get_input_embeddings().embedding_dim,
                           num_tokens=config.num_prefix_tokens, tokenizer=tokenizer,
-                          embeddings=LMEmbeddings(lm))
+                          embeddings=LMEmbeddings(lm, embed_scale))
     return head_cls.build(context, {**head_cls.option_defaults, **config.prefix_head_options})

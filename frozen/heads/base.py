@@ -26,10 +26,12 @@ class LMEmbeddings:
     A plain object, not an nn.Module: the table is no parameter, buffer or submodule of the
     head that holds this, so it is never trained, saved, moved or sharded with the head. It is
     read where the LM keeps it (replicated on every rank under FSDP, frozen.training.fsdp).
+    `scale` is what the LM's embedding module multiplies a row by (LMTraits.embed_scale, e.g.
+    sqrt(D) for Gemma; 1 for most families): a mixture of rows times it is at the LM's scale.
     """
 
-    def __init__(self, lm: nn.Module):
-        self._lm = lm
+    def __init__(self, lm: nn.Module, scale: float = 1.0):
+        self._lm, self.scale = lm, float(scale)
 
     @property
     def weight(self) -> torch.Tensor:                                       # (V, D)

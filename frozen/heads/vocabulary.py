@@ -88,7 +88,8 @@ class VocabularyPrefixHead(PrefixHead):
         if self.slot_mask is not None:             # slot i may mix only its own tokens
             logits = logits.masked_fill(~self.slot_mask, float("-inf"))
         weights = logits.softmax(-1)                                        # (N, n, V)
-        return (weights.to(embeddings.dtype) @ embeddings).float()          # (N, n, D)
+        mixture = (weights.to(embeddings.dtype) @ embeddings).float()       # (N, n, D)
+        return mixture * self.embeddings.scale if self.embeddings.scale != 1 else mixture
 
 
 def _checked_vocabulary(vocabulary: Any, num_tokens: int) -> list[str] | list[list[str]]:
