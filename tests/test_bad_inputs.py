@@ -168,8 +168,12 @@ def test_head_options_are_checked_by_their_head():
         FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"anneal": 0.5})
     with pytest.raises(ValueError, match=r"prefix_head 'vocabulary' has no option 'aneal' \(did "
                                          r"you mean 'anneal'\?\); its options: \['anneal', "
-                                         r"'vocabulary'\]"):
+                                         r"'hard', 'hard_from', 'vocabulary'\]"):
         FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"aneal": 9})
+    with pytest.raises(ValueError, match=r"prefix_head_options\['hard_from'\] must be in \[0, 1\]"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"hard_from": 1.5})
+    with pytest.raises(ValueError, match=r"prefix_head_options\['hard'\] must be true or false"):
+        FrozenConfig(lm="some/model", prefix_head="vocabulary", prefix_head_options={"hard": "yes"})
     with pytest.raises(ValueError, match=r"prefix_head must be one of .*'vocabulary'.*"
                                          r"\(did you mean 'vocabulary'\?\)"):
         FrozenConfig(lm="some/model", prefix_head="vocabulery")

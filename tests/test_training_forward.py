@@ -166,3 +166,23 @@ def test_annealed_vocabulary_head_gives_real_tokens(tiny_model):
     distance = torch.cdist(sharp.reshape(-1, sharp.shape[-1]), embeddings).min(-1).values
     assert (distance < 1e-3).all()                  # each prefix vector is one token's embedding
     assert not torch.allclose(soft, sharp)
+
+
+def test_hard_vocabulary_head_gives_real_tokens_with_gradients_straight_through(tiny_model):
+    model = tiny_model(prefix_head="vocabulary", prefix_head_options={"hard": True, "hard_from": 0.5})
+    pixels = model.collate([[img] for img in images(2)]).pixel_values
+    embeddings = model.lm.get_input_embeddings().weight.detach()             # (V, D)
+
+    def distance_to_nearest_token(prefix):                                   # (N, n, D) -> (N * n,)
+        return torch.cdist(prefix.detach().reshape(-1, prefix.shape[-1]), embeddings).min(-1).values
+
+    model.eval()
+    assert (distance_to_nearest_token(model.encode_images(pixels)) < 1e-3).all()   # inference
+    model.train()
+    model.prefix_head.on_train_progress(0.4)              # before hard_from: soft mixtures
+    assert distance_to_nearest_token(model.encode_images(pixels)).max() > 1e-3
+    model.prefix_head.on_train_progress(0.6)              # from hard_from on: straight-through
+    prefix = model.encode_images(pixels)                  # (N, n, D)
+    assert distance_to_nearest_token(prefix).max() < 1e-3
+    prefix.pow(2).sum().backward()
+    assert model.prefix_head.query.weight.grad.abs().sum() > 0

@@ -30,18 +30,23 @@ class VocabularyPrefixHead(PrefixHead):
         only ever becomes one of its own tokens; None draws from the whole vocabulary.
     anneal: training multiplies the softmax sharpness by anneal ** (step / total steps), so
         the mixtures end as (nearly) real tokens; 1 turns it off.
+    hard: at inference each slot is exactly its highest-weight token (a real token, which the
+        LM has read in every context of its text) instead of the mixture.
+    hard_from: training uses those hard tokens too, with the mixture's gradient
+        (straight-through), from this fraction of the run on; 1 never does.
     """
 
     name = "vocabulary"
     at_lm_scale = True
-    option_defaults = {"vocabulary": None, "anneal": 1.0}
+    option_defaults = {"vocabulary": None, "anneal": 1.0, "hard": False, "hard_from": 1.0}
     initial_sharpness = 10.0
 
     def __init__(self, feature_dim: int, lm_dim: int, num_tokens: int, embeddings: LMEmbeddings,
                  token_ids: torch.Tensor | None = None, slot_mask: torch.Tensor | None = None,
-                 anneal: float = 1.0):
+                 anneal: float = 1.0, hard: bool = False, hard_from: float = 1.0):
         super().__init__()
         self.num_tokens, self.lm_dim, self.anneal = num_tokens, lm_dim, float(anneal)
+        self.hard, self.hard_from, self.progress = bool(hard), float(hard_from), 0.0
         self.embeddings = embeddings
         self.query = nn.Linear(feature_dim, num_tokens * lm_dim)
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(self.initial_sharpness)))
@@ -59,6 +64,11 @@ class VocabularyPrefixHead(PrefixHead):
             options["vocabulary"] = _checked_vocabulary(options["vocabulary"], num_tokens)
         if float(options.get("anneal", 1.0)) < 1:
             raise ValueError(f"{OPTIONS_FIELD}['anneal'] must be >= 1, got {options['anneal']}")
+        if not isinstance(options.get("hard", False), bool):
+            raise ValueError(f"{OPTIONS_FIELD}['hard'] must be true or false, got {options['hard']!r}")
+        if not 0 <= float(options.get("hard_from", 1.0)) <= 1:
+            raise ValueError(f"{OPTIONS_FIELD}['hard_from'] must be in [0, 1], got "
+                             f"{options['hard_from']}")
         return options
 
     @classmethod
@@ -66,13 +76,14 @@ class VocabularyPrefixHead(PrefixHead):
         ids, mask = (None, None) if options["vocabulary"] is None \
             else _vocabulary_ids(options["vocabulary"], context.tokenizer)
         return cls(context.feature_dim, context.lm_dim, context.num_tokens, context.embeddings,
-                   ids, mask, options["anneal"])
+                   ids, mask, options["anneal"], options["hard"], options["hard_from"])
 
     def on_train_progress(self, progress: float) -> None:
         """Sharpness x anneal ** progress: soft mixtures early for the search, (nearly) real
-        tokens by the end."""
+        tokens by the end; hard tokens from `hard_from` on."""
+        self.progress = min(max(progress, 0.0), 1.0)
         if self.anneal != 1:
-            self.sharpness_scale.fill_(self.anneal ** min(max(progress, 0.0), 1.0))
+            self.sharpness_scale.fill_(self.anneal ** self.progress)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         # pooled (N, F); the table (V, D) stays in the LM's dtype (matmuls stay in it: no fp32
@@ -88,6 +99,10 @@ class VocabularyPrefixHead(PrefixHead):
         if self.slot_mask is not None:             # slot i may mix only its own tokens
             logits = logits.masked_fill(~self.slot_mask, float("-inf"))
         weights = logits.softmax(-1)                                        # (N, n, V)
+        if self.training and self.hard_from < 1 and self.progress >= self.hard_from \
+                or not self.training and self.hard:
+            one_hot = F.one_hot(weights.argmax(-1), weights.shape[-1]).to(weights.dtype)
+            weights = one_hot + weights - weights.detach()  # the token; the mixture's gradient
         mixture = (weights.to(embeddings.dtype) @ embeddings).float()       # (N, n, D)
         return mixture * self.embeddings.scale if self.embeddings.scale != 1 else mixture
 
