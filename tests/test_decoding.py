@@ -190,12 +190,12 @@ def test_a_failed_compile_falls_back_to_the_eager_step(tiny_model, caplog):
     assert model.decoder.compile_seconds == {}
 
 
-def test_shapes_past_the_recompile_limit_run_uncompiled(tiny_model, caplog, monkeypatch):
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+def test_shapes_past_the_recompile_limit_run_uncompiled(tiny_model, caplog):
     torch._dynamo.reset()                       # earlier tests' compiles count towards the limit
     model = tiny_model().eval()
     model.decoder.backend = "eager"
-    with caplog.at_level("WARNING", logger="frozen"):
+    # dynamo's own patch: monkeypatch's undo deletes the config entry, breaking later compiles
+    with torch._dynamo.config.patch(recompile_limit=1), caplog.at_level("WARNING", logger="frozen"):
         for prompts in (TEXT[:2], TEXT):        # two batch sizes: two shapes
             assert (model.generate(prompts, max_new_tokens=9, static_cache=True, compile=True)
                     == model.generate(prompts, max_new_tokens=9))
