@@ -126,7 +126,7 @@ def decode_fns(model, prompts: list[str]) -> dict[str, Callable[[int], int]]:
     def frozen_path(static: bool) -> Callable[[int], int]:
         def run(n: int) -> int:
             # What FrozenModel.generate does, keeping the ids so that they can be counted.
-            rows, _ = model._prompt_rows(prompts, None, "error", n)
+            rows, _ = model.processor.prompt_rows(prompts, None, "error", n)
             batch = model._batch(rows)
             options = SamplingOptions(max_new_tokens=n, min_new_tokens=n, static_cache=static,
                                       compile=static or None)

@@ -104,7 +104,6 @@ class Decoder:
     def __init__(self, lm, traits: LMTraits, backend: str = "inductor"):
         self.lm = lm
         self.traits = traits            # the forward's arguments, the window, StaticCache support
-        self.window = traits.context_length
         self.backend = backend          # torch.compile backend ("aot_eager": traces, no codegen)
         self._caches: dict[tuple[int, int], StaticCache] = {}
         self._steps: dict[tuple, Callable] = {}
@@ -190,7 +189,7 @@ class Decoder:
 
         Returns (cache, mask (B, L), next positions (B, 1), last logits (B, V))."""
         batch, prompt_len, _ = req.embeds.shape
-        length = cache_length(prompt_len + req.options.max_new_tokens, self.window)
+        length = cache_length(prompt_len + req.options.max_new_tokens, self.traits.context_length)
         cache = self._cache(batch, length)
         mask = req.mask.new_ones(batch, length)                                 # (B, L)
         mask[:, :prompt_len] = req.mask           # later positions: hidden by the causal mask

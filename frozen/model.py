@@ -190,10 +190,6 @@ class FrozenModel(nn.Module):
 
     # ----- inference -------------------------------------------------------------------------
 
-    def _prompt_rows(self, prompts: list[Any], images, truncation: str, max_new_tokens: int):
-        """Tokenize prompts for inference, applying the context-window policy."""
-        return self.processor.prompt_rows(prompts, images, truncation, max_new_tokens)
-
     def _batch(self, rows) -> PromptBatch:
         return self.processor.batch(rows).to(self.device)
 
@@ -237,8 +233,8 @@ class FrozenModel(nn.Module):
         k = options.num_return_sequences
         with self._inference():
             for start in range(0, len(prompt_list), step):
-                rows, texts = self._prompt_rows(prompt_list[start:start + step], images, truncation,
-                                                options.max_new_tokens)
+                rows, texts = self.processor.prompt_rows(prompt_list[start:start + step], images,
+                                                         truncation, options.max_new_tokens)
                 outputs: list[list[str]] = [[] for _ in rows]
                 for indices, budget in self.processor.decode_groups(rows, options.max_new_tokens):
                     batch = self._batch([rows[i] for i in indices])
@@ -266,7 +262,7 @@ class FrozenModel(nn.Module):
                               "num_beams must be 1")
         images = _load_images(images)
         with self._inference():
-            rows, _ = self._prompt_rows([prompt], images, truncation, options.max_new_tokens)
+            rows, _ = self.processor.prompt_rows([prompt], images, truncation, options.max_new_tokens)
             (_, budget), = self.processor.decode_groups(rows, options.max_new_tokens)
             batch = self._batch(rows)
             embeds = self.embed(batch)

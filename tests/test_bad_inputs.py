@@ -58,7 +58,7 @@ def test_left_truncation_never_splits_an_image(tiny_config, lm_dirs):
     model = FrozenModel(tiny_config(lm=lm_dirs("llama", context=32)))
     img = Image.new("RGB", (8, 8))
     prompt = [img, "the quick brown fox " * 3, img, "jumps"]
-    rows, _ = model._prompt_rows([prompt], None, "left", 8)
+    rows, _ = model.processor.prompt_rows([prompt], None, "left", 8)
     batch = model._batch(rows)
     assert int(batch.image_mask.sum()) == 2 * batch.num_images
     assert batch.input_ids.shape[1] <= 32

@@ -21,7 +21,7 @@ def image_prompts():
 
 def spliced(model, prompts, new_tokens):
     """Left-padded spliced embeddings (B, T, D) and mask (B, T), as generate builds them."""
-    rows, _ = model._prompt_rows(prompts, None, "error", new_tokens)
+    rows, _ = model.processor.prompt_rows(prompts, None, "error", new_tokens)
     batch = model._batch(rows)
     return model.embed(batch), batch.attention_mask
 

@@ -108,6 +108,6 @@ def test_an_override_reaches_the_model(monkeypatch, tiny_model):
 
     monkeypatch.setitem(lm_module.LM_OVERRIDES, "llama", {"context_length": lambda config: 16})
     model = tiny_model("llama", vision=None)
-    assert model.context_length == 16 and model.decoder.window == 16
+    assert model.context_length == 16 and model.decoder.traits.context_length == 16
     with pytest.raises(PromptError, match="context window of 16"):
         model.generate("the quick brown fox jumps over the lazy dog " * 3, max_new_tokens=2)

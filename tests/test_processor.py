@@ -37,7 +37,7 @@ def test_training_and_inference_tokenize_alike(tiny_model):
     picture = _picture()
     prompt = ["a photo of", picture, Target(" a red square")]
     batch = model.collate([prompt], eos_after_target=False)
-    rows, texts = model._prompt_rows([prompt], None, "error", 4)
+    rows, texts = model.processor.prompt_rows([prompt], None, "error", 4)
     inference = model._batch(rows)
     assert texts == ["a photo of<image> a red square"]
     assert rows[0].ids[:1] == [1] and sum(rows[0].is_image) == 2
