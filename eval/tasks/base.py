@@ -5,8 +5,8 @@ and `ImageRef` items), the references it is scored against and the image shown i
 The loop generates, the task reads the answer out of the generated text and scores a trial.
 
 A task also checks its own `options:` (`check_options`), so eval.settings knows only the
-settings every task shares. A new task is one module here, registered with `@register` and
-imported in tasks/__init__.py.
+settings every task shares. A new task is one module here, registered with `@register`
+(tasks/__init__.py imports every module of the package).
 """
 
 from __future__ import annotations

@@ -85,6 +85,12 @@ class VocabularyPrefixHead(PrefixHead):
         if self.anneal != 1:
             self.sharpness_scale.fill_(self.anneal ** self.progress)
 
+    def _uses_hard_tokens(self) -> bool:
+        """In training from `hard_from` of the run on; at inference when `hard`."""
+        if self.training:
+            return self.hard_from < 1 and self.progress >= self.hard_from
+        return self.hard
+
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         # pooled (N, F); the table (V, D) stays in the LM's dtype (matmuls stay in it: no fp32
         # copy of a large vocabulary per step); the softmax is taken in float32.
@@ -99,8 +105,7 @@ class VocabularyPrefixHead(PrefixHead):
         if self.slot_mask is not None:             # slot i may mix only its own tokens
             logits = logits.masked_fill(~self.slot_mask, float("-inf"))
         weights = logits.softmax(-1)                                        # (N, n, V)
-        if self.training and self.hard_from < 1 and self.progress >= self.hard_from \
-                or not self.training and self.hard:
+        if self._uses_hard_tokens():
             one_hot = F.one_hot(weights.argmax(-1), weights.shape[-1]).to(weights.dtype)
             weights = one_hot + weights - weights.detach()  # the token; the mixture's gradient
         mixture = (weights.to(embeddings.dtype) @ embeddings).float()       # (N, n, D)
