@@ -71,8 +71,8 @@ class FrozenModel(nn.Module):
             self.prefix_head = build_prefix_head(config, tower, self.lm, self.tokenizer,
                                                  self.lm_traits.embed_scale)
             rescale = config.prefix_norm and not self.prefix_head.at_lm_scale
-            token_rms = embedding_rms(self.lm, self.lm_traits.embed_scale)
-            self.prefix_scale = EmbeddingScale(token_rms) if rescale else nn.Identity()
+            self.prefix_scale = (EmbeddingScale(embedding_rms(self.lm, self.lm_traits.embed_scale))
+                                 if rescale else nn.Identity())   # the table is read only if used
             self.image_transform = ImageTransform(tower.image_size, tower.mean, tower.std,
                                                   config.pad_value)
         # Prompts -> model input, for training and inference alike (picklable, no model in it).
