@@ -4,7 +4,9 @@
 
 Writes a standard Hugging Face model folder (``config.json``, ``model.safetensors``,
 ``generation_config.json``, tokenizer files) loadable with ``AutoModelForCausalLM`` /
-``AutoTokenizer``, plus a README.md recording the command and how long it took.
+``AutoTokenizer``, plus a README.md recording the command, how long it took, and the LM's
+text-only accuracy measured at the end of the build (``check_lm``: captioning, styles,
+instructions and fast binding, on a seed never used to build or tune an LM).
 Deterministic for a given seed and thread count.
 
 The model is a small Llama with UNTIED input and output embeddings initialized with a
@@ -27,7 +29,7 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from frozen.atomic import replacing_files, write_text
+from frozen.toy.check_lm import DEFAULT_SEED, check, report
 from frozen.toy.corpus import TARGET, CorpusMix, Document, documents, vocabulary_texts
 from frozen.toy.standins import STANDIN_TOKENS
 from frozen.toy.tokenizer import train_tokenizer
@@ -204,7 +207,7 @@ def pretrain(
 
 
 def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, model: LlamaForCausalLM,
-                 tokenizer: PreTrainedTokenizerFast, threads: int) -> None:
+                 tokenizer: PreTrainedTokenizerFast, threads: int, checked: Sequence[str] = ()) -> None:
     params = sum(p.numel() for p in model.parameters())
     lines = [
         "# shapes-lm: the frozen language model of the shapes world",
@@ -222,6 +225,9 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
         *[f"- {key}: {value}" for key, value in asdict(recipe).items()],
         "",
     ]
+    if checked:
+        lines += ["Text-only accuracy, measured at the end of the build (`frozen.toy.check_lm`, greedy, on",
+                  "a seed never used to build or tune the LM):", "", *checked, ""]
     write_text(out / "README.md", "\n".join(lines))
 
 
@@ -269,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=LMRecipe.learning_rate)
     parser.add_argument("--warmup-steps", type=int, default=LMRecipe.warmup_steps)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--check-queries", type=int, default=100,
+                        help="queries per text-only task checked at the end of the build "
+                             "(fast binding included; 0 skips the check)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise, standin_mix=args.standin_mix,
@@ -278,8 +287,13 @@ def main(argv: list[str] | None = None) -> None:
                                init_from=args.init_from)
     seconds = time.perf_counter() - start
     command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads)
-    print(f"wrote {args.out} in {seconds:.0f} s")
+    checked = []
+    if args.check_queries > 0:
+        # The check decides whether the build is usable: an LM that cannot bind nonce words (or
+        # caption in a style) in text cannot do it for images either.
+        checked = report(check(args.out, args.check_queries, DEFAULT_SEED), args.check_queries, DEFAULT_SEED)
+    write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads, checked)
+    print(f"wrote {args.out} in {seconds:.0f} s", *checked, sep="\n")
 
 
 if __name__ == "__main__":

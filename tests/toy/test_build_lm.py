@@ -37,3 +37,16 @@ def test_mixed_standins_change_only_the_chosen_standins():
     assert not changed[~is_standin.squeeze(-1)].any()
     assert 0.2 < changed[is_standin.squeeze(-1)].float().mean() < 0.8
     assert torch.equal(mixed_standins(embeds, is_standin, vocabulary, 0.0, generator), embeds)
+
+
+def test_the_build_ends_with_the_text_only_check_in_its_readme(tmp_path, capsys):
+    """`build_lm` measures the LM's text-only accuracy (fast binding included) on the check's own
+    seed and writes it beside the recipe; an untrained LM shows up as below target."""
+    from frozen.toy.build_lm import main
+
+    main(["--out", str(tmp_path / "lm"), "--steps", "1", "--check-queries", "2"])
+    readme = (tmp_path / "lm" / "README.md").read_text()
+    assert "Text-only accuracy, measured at the end of the build" in readme
+    for task in ("| plain zero-shot |", "| binding 2-way |", "| binding 4-way |", "seed 20250"):
+        assert task in readme
+    assert "BELOW TARGET in text already" in readme and "binding 2-way" in capsys.readouterr().out
