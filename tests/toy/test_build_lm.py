@@ -44,7 +44,11 @@ def test_the_build_ends_with_the_text_only_check_in_its_readme(tmp_path, capsys)
     seed and writes it beside the recipe; an untrained LM shows up as below target."""
     from frozen.toy.build_lm import main
 
-    main(["--out", str(tmp_path / "lm"), "--steps", "1", "--check-queries", "2"])
+    threads = torch.get_num_threads()
+    try:
+        main(["--out", str(tmp_path / "lm"), "--steps", "1", "--check-queries", "2"])
+    finally:
+        torch.set_num_threads(threads)      # main sets the process's torch threads
     readme = (tmp_path / "lm" / "README.md").read_text()
     assert "Text-only accuracy, measured at the end of the build" in readme
     for task in ("| plain zero-shot |", "| binding 2-way |", "| binding 4-way |", "seed 20250"):
