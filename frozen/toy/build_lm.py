@@ -268,8 +268,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="std of Gaussian noise on stand-in input embeddings in pretraining")
     parser.add_argument("--shuffle-standins", action="store_true",
                         help="write each image's stand-ins in a random order")
-    parser.add_argument("--binding-repeat", type=float, default=CorpusMix.binding_repeat,
-                        help="chance that a fast-binding recall shows its way's introduced image again")
     parser.add_argument("--standin-mix", type=float, default=LMRecipe.standin_mix,
                         help="fraction of stand-ins read mixed with random tokens in pretraining")
     parser.add_argument("--init-from", type=Path, default=None,
@@ -285,8 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise, standin_mix=args.standin_mix,
                       learning_rate=args.learning_rate, warmup_steps=min(args.warmup_steps, args.steps))
     start = time.perf_counter()
-    model, tokenizer, _ = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins,
-                                                                  binding_repeat=args.binding_repeat),
+    model, tokenizer, _ = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins),
                                init_from=args.init_from)
     seconds = time.perf_counter() - start
     command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

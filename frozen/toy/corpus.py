@@ -59,7 +59,6 @@ class CorpusMix:
     max_instruction_shots: int = 4
     binding_ways: tuple[int, ...] = (2, 2, 3, 4)  # drawn uniformly
     max_binding_recalls: int = 2  # recalls per fast-binding document, drawn from 1..max
-    binding_repeat: float = 0.0  # chance that a recall shows its way's introduced image again
     shuffle_standins: bool = False  # write each image's stand-ins in a random order
     kinds: tuple[str, ...] = field(
         default=("caption", "style", "instruction", "binding", "shape_question"), init=False
@@ -115,29 +114,24 @@ def instruction_document(rng: np.random.Generator, style: str, images: int) -> D
     return document
 
 
-def binding_document(rng: np.random.Generator, ways: int, recalls: int, repeat: float = 0.0) -> Document:
+def binding_document(rng: np.random.Generator, ways: int, recalls: int) -> Document:
     """Format 4: ``ways`` nonce names bound to shapes, then ``recalls`` recalls.
 
     The ways are introduced in random order (``<image>this is a {name}.``, no loss: the
     name is not predictable yet); each recall shows a new image of a bound shape and is
     either a demonstration (its whole text carries the loss) or the question of the
     contract (``<image>Q: what is this? A: this is a`` + `` {name}.``). The document ends
-    with a question, as the contract's episode does. With ``repeat`` > 0 a recall shows, with
-    that chance, the very image its way was introduced with: every stand-in then matches, the
-    easiest case of the look-up-and-copy that binding is, which the LM learns first.
+    with a question, as the contract's episode does.
     """
     names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
     shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
     document: Document = []
-    introduced = {}
     for way in rng.permutation(ways):
-        introduced[way] = sample_attributes(rng, "any", shape=shapes[way])
-        document += [_image(introduced[way]), Segment(binding_demo(names[way]), CONTEXT)]
+        document += [_image(sample_attributes(rng, "any", shape=shapes[way])), Segment(binding_demo(names[way]), CONTEXT)]
     for index in range(recalls):
         way = int(rng.integers(ways))
         last = index == recalls - 1
-        again = repeat > 0 and rng.random() < repeat
-        document.append(_image(introduced[way] if again else sample_attributes(rng, "any", shape=shapes[way])))
+        document.append(_image(sample_attributes(rng, "any", shape=shapes[way])))
         if last or rng.random() < 0.5:
             newline = "" if last else "\n"
             document += [Segment(BINDING_QUERY, CONTEXT), Segment(f" {names[way]}.{newline}", TARGET)]
@@ -175,8 +169,7 @@ def sample_document(rng: np.random.Generator, mix: CorpusMix = CorpusMix()) -> D
     if kind == "shape_question":
         return shape_question_document(rng, int(rng.integers(1, 4)))
     ways = int(rng.choice(mix.binding_ways))
-    return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_recalls + 1)),
-                            mix.binding_repeat)
+    return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_recalls + 1)))
 
 
 def shuffled_standins(document: Document, rng: np.random.Generator) -> Document:

@@ -70,18 +70,6 @@ def test_binding_documents_introduce_before_recalling(corpus):
                 assert name in introduced
 
 
-def test_binding_repeat_shows_the_introduced_image_again():
-    """With binding_repeat=1 every recall's stand-ins are those its name was introduced with."""
-    def last_recall_is_an_earlier_image(document) -> bool:
-        images = [s.text for s in document if s.role == IMAGE]
-        return images[-1] in images[:-1]
-
-    repeated = [d for d in itertools.islice(documents(3, CorpusMix(binding_repeat=1.0)), 2000) if is_binding(d)]
-    assert repeated and all(last_recall_is_an_earlier_image(d) for d in repeated)
-    fresh = [d for d in itertools.islice(documents(3, CorpusMix()), 2000) if is_binding(d)]
-    assert not all(last_recall_is_an_earlier_image(d) for d in fresh)
-
-
 @pytest.mark.parametrize("seed, mix, digest", [
     (0, CorpusMix(), "afd56e42172468cc0bb4f962d1f63b355f6c4745ce9d472436b06f12ef5645a6"),
     (1, CorpusMix(shuffle_standins=True), "ff1f4f64a781e88d6058f871d030ea657e540d0ad5768c4fc303caacb45c3b28"),
