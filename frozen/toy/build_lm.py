@@ -38,7 +38,7 @@ from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from frozen.atomic import replacing_files, write_text
-from frozen.toy.check_lm import DEFAULT_SEED, check, report
+from frozen.toy.check_lm import DEFAULT_SEED, check_model, report
 from frozen.toy.corpus import TARGET, CorpusMix, Document, documents, vocabulary_texts
 from frozen.toy.standins import STANDIN_TOKENS
 from frozen.toy.tokenizer import train_tokenizer
@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_queries > 0:
         # The check decides whether the build is usable: an LM that cannot bind nonce words (or
         # caption in a style) in text cannot do it for images either.
-        checked = report(check(args.out, args.check_queries, DEFAULT_SEED), args.check_queries, DEFAULT_SEED)
+        results = check_model(model, tokenizer, args.check_queries, DEFAULT_SEED)   # the model just saved
+        checked = report(results, args.check_queries, DEFAULT_SEED)
     write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads, checked)
     print(f"wrote {args.out} in {seconds:.0f} s", *checked, sep="\n")
 

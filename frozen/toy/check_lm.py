@@ -85,13 +85,17 @@ def accuracy(model, tokenizer, task: TextTask, queries: int, seed: int) -> float
 
 
 def check(folder: Path | str, queries: int = 200, seed: int = DEFAULT_SEED, shots: int = 4) -> dict[str, float]:
-    """Accuracy of every text task; each task draws from its own seed derived from ``seed``."""
+    """Accuracy of every text task of the LM folder ``folder`` (see ``check_model``)."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
-    results = {}
-    for index, task in enumerate(text_tasks(shots)):
-        results[task.name] = accuracy(model, tokenizer, task, queries, seed * 1000 + index)
-    return results
+    return check_model(model, tokenizer, queries, seed, shots)
+
+
+def check_model(model, tokenizer, queries: int = 200, seed: int = DEFAULT_SEED, shots: int = 4
+                ) -> dict[str, float]:
+    """Accuracy of every text task; each task draws from its own seed derived from ``seed``."""
+    return {task.name: accuracy(model, tokenizer, task, queries, seed * 1000 + index)
+            for index, task in enumerate(text_tasks(shots))}
 
 
 def report(results: dict[str, float], queries: int, seed: int, shots: int = 4) -> list[str]:
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         set_cpu_threads()
     results = check(args.folder, args.queries, args.seed, args.shots)
     print("\n".join(report(results, args.queries, args.seed, args.shots)))
+
 
 if __name__ == "__main__":
     main()
