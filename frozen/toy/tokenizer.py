@@ -12,7 +12,8 @@ nonce name. A demonstration ``<image>this is a dax.`` then puts the token that c
 the name right after the image's shape stand-in, and the question's phrase right after
 the query's shape stand-in: binding needs only a previous-token head and one matching
 head. With the phrases spelled word by word a small model stayed at chance for
-thousands of steps. Added phrases match anywhere in a text (``this is about`` becomes
+thousands of steps. (Even with these phrases it formed that circuit for few seeds;
+the corpus's copy and direct-binding documents make it form more often.) Added phrases match anywhere in a text (``this is about`` becomes
 ``this is a`` + ``bout``); decoding stays exact.
 """
 

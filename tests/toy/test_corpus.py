@@ -35,8 +35,18 @@ def test_holds_every_combination_style_and_format(corpus):
     assert "this is a circle." in text and "Q: what is this? A: this is a square." in text
 
 
+def is_copy(document):
+    return Segment("\n", CONTEXT) in document
+
+
+def is_direct_binding(document):
+    return not is_copy(document) and document[1].text.startswith(" ") and document[1].text.strip().removesuffix(".") in NONCE_WORDS
+
+
 def test_a_lone_image_is_always_continued_with_its_plain_caption(corpus):
     for document in corpus:
+        if is_copy(document):
+            continue
         assert document[0].role == IMAGE
         first = document[1]
         if first.role == TARGET:
@@ -71,8 +81,8 @@ def test_binding_documents_introduce_before_recalling(corpus):
 
 
 @pytest.mark.parametrize("seed, mix, digest", [
-    (0, CorpusMix(), "afd56e42172468cc0bb4f962d1f63b355f6c4745ce9d472436b06f12ef5645a6"),
-    (1, CorpusMix(shuffle_standins=True), "ff1f4f64a781e88d6058f871d030ea657e540d0ad5768c4fc303caacb45c3b28"),
+    (0, CorpusMix(), "9b4c44c9787f099f2676716c99c2182ef11d37a94b14873e3935120d1d8f25b0"),
+    (1, CorpusMix(shuffle_standins=True), "2e0fb73529f9e5ff8c26349c9b0d75d96064695ea11ba80ac92592cdf48e15f4"),
 ])
 def test_the_shipped_lms_corpus_streams_are_unchanged(seed, mix, digest):
     """The corpora of the shipped LM's two build runs (base: seed 0; continuation: seed 1, shuffled
@@ -83,11 +93,41 @@ def test_the_shipped_lms_corpus_streams_are_unchanged(seed, mix, digest):
 
 
 def test_shape_questions_answer_the_shape(corpus):
-    questions = [d for d in corpus if not is_binding(d) and "this is a" in document_text(d)]
+    questions = [d for d in corpus if not is_binding(d) and not is_copy(d) and "this is a" in document_text(d)]
     assert questions
     for document in questions:
         for image, _, answer in zip(document[0::3], document[1::3], document[2::3]):
             assert image.text.endswith(f"<|{answer.text.strip().removesuffix('.')}|>")
+
+
+def test_copy_documents_write_their_words_twice_and_learn_the_second(corpus):
+    copies = [d for d in corpus if is_copy(d)]
+    assert len(copies) > 200
+    with_standins = 0
+    for document in copies:
+        middle = document.index(Segment("\n", CONTEXT))
+        first, second = document[:middle], document[middle + 1:]
+        assert [s.text for s in first] == [s.text for s in second]
+        assert [s.role for s in first] == [IMAGE if s.role == IMAGE else CONTEXT for s in second]
+        assert {s.role for s in second} <= {IMAGE, TARGET}
+        assert 4 <= sum(len(s.text.split()) if s.role != IMAGE else 1 for s in first) <= 11
+        with_standins += any(s.role == IMAGE for s in first)
+    assert len({document_text(d) for d in copies}) == len(copies)        # random, not a fixed list
+    assert 0.5 * len(copies) < with_standins < len(copies)
+
+
+def test_direct_binding_names_follow_their_shape_and_learn_from_the_second_time(corpus):
+    episodes = [d for d in corpus if is_direct_binding(d)]
+    assert len(episodes) > 200
+    for document in episodes:
+        shape_of = {}
+        for image, text in zip(document[0::2], document[1::2]):
+            shape = image.text.rsplit("<|", 1)[1]                 # the last stand-in: the shape
+            name = text.text.strip().removesuffix(".")
+            assert text.role == (TARGET if name in shape_of else CONTEXT)
+            assert shape_of.setdefault(name, shape) == shape
+        assert len(set(shape_of.values())) == len(shape_of)       # one name per shape
+        assert document[-1].role == TARGET
 
 
 def test_mix_validation():

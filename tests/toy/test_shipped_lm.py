@@ -54,9 +54,11 @@ def test_few_shot_captioning_in_text(shapes_lm):
     assert np.mean(correct) >= 0.9, list(zip([e.answer for e in episodes], generated))
 
 
-def test_fast_binding_in_text(shapes_lm):
+@pytest.mark.parametrize("ways, least", [(2, 0.9), (4, 0.7)])
+def test_fast_binding_in_text(shapes_lm, ways, least):
+    """The targets of the image system hold in text first (chance: 1 / ways)."""
     model, tokenizer = shapes_lm
     rng = np.random.default_rng(7)
-    episodes = [sample_binding_episode(rng, 2, image=standin) for _ in range(32)]
+    episodes = [sample_binding_episode(rng, ways, image=standin) for _ in range(32)]
     generated = generate(model, tokenizer, ["".join(e.prompt) for e in episodes])
-    assert np.mean([e.is_correct(g) for e, g in zip(episodes, generated)]) >= 0.75
+    assert np.mean([e.is_correct(g) for e, g in zip(episodes, generated)]) >= least
