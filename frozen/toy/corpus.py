@@ -27,7 +27,8 @@ Beside the formats:
   same induction keyed on a stand-in.
 
 Without the last two, the shapes LM formed fast binding for 1 base seed of 3 tried;
-with them for more seeds, but not for all (``build_lm``'s closing check says). Held-out color-shape pairs appear like every other pair.
+with them for more seeds, but not for all (``build_lm``'s closing check says).
+Held-out color-shape pairs appear like every other pair.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from frozen.toy.captions import STYLES, caption
-from frozen.toy.prompts import BINDING_QUERY, NONCE_WORDS, binding_demo, instruction
-from frozen.toy.render import ALL_ATTRIBUTES, SHAPES, Attributes, as_rng, sample_attributes
+from frozen.toy.prompts import BINDING_QUERY, NONCE_WORDS, bind_names, binding_demo, instruction
+from frozen.toy.render import ALL_ATTRIBUTES, Attributes, as_rng, sample_attributes
 from frozen.toy.standins import STANDIN_TOKENS, standin
 
 IMAGE, CONTEXT, TARGET = "image", "context", "target"
@@ -74,6 +75,7 @@ class CorpusMix:
     max_instruction_shots: int = 4
     binding_ways: tuple[int, ...] = (2, 2, 3, 4)  # drawn uniformly
     max_binding_recalls: int = 2  # recalls per fast-binding document, drawn from 1..max
+    max_direct_recalls: int = 4  # recalls per direct-binding document, drawn from 1..max
     shuffle_standins: bool = False  # write each image's stand-ins in a random order
     kinds: tuple[str, ...] = field(
         default=("caption", "style", "instruction", "binding", "shape_question", "direct_binding", "copy"),
@@ -139,11 +141,11 @@ def binding_document(rng: np.random.Generator, ways: int, recalls: int) -> Docum
     contract (``<image>Q: what is this? A: this is a`` + `` {name}.``). The document ends
     with a question, as the contract's episode does.
     """
-    names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
-    shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
+    names, shapes = bind_names(rng, ways)
     document: Document = []
     for way in rng.permutation(ways):
-        document += [_image(sample_attributes(rng, "any", shape=shapes[way])), Segment(binding_demo(names[way]), CONTEXT)]
+        document += [_image(sample_attributes(rng, "any", shape=shapes[way])),
+                     Segment(binding_demo(names[way]), CONTEXT)]
     for index in range(recalls):
         way = int(rng.integers(ways))
         last = index == recalls - 1
@@ -175,8 +177,7 @@ def direct_binding_document(rng: np.random.Generator, ways: int, recalls: int) -
     """``ways`` nonce names bound to shapes as ``<image> {name}.``, then ``recalls`` more
     images of bound shapes with their names. A name carries the loss from its second
     appearance on, when the image's shape stand-in (right before it) says which it is."""
-    names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
-    shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
+    names, shapes = bind_names(rng, ways)
     order = [int(way) for way in rng.permutation(ways)] + [int(rng.integers(ways)) for _ in range(recalls)]
     document: Document = []
     named: set[int] = set()
@@ -234,7 +235,7 @@ def sample_document(rng: np.random.Generator, mix: CorpusMix = CorpusMix()) -> D
         return instruction_document(rng, style, int(rng.integers(1, mix.max_instruction_shots + 2)))
     if kind == "direct_binding":
         ways = int(rng.choice(mix.binding_ways))
-        return direct_binding_document(rng, ways, int(rng.integers(1, 5)))
+        return direct_binding_document(rng, ways, int(rng.integers(1, mix.max_direct_recalls + 1)))
     if kind == "copy":
         return copy_document(rng)
     if kind == "shape_question":

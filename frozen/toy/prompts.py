@@ -195,6 +195,13 @@ def sample_instruction_episode(
     return Episode("instruction", prompt, caption(query, style), query, style, shots)
 
 
+def bind_names(rng: np.random.Generator, ways: int) -> tuple[list[str], list[str]]:
+    """``ways`` distinct nonce names and ``ways`` distinct shapes; name i is bound to shape i."""
+    names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
+    shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
+    return names, shapes
+
+
 def sample_binding_episode(
     rng: np.random.Generator | int | None,
     ways: int,
@@ -211,8 +218,7 @@ def sample_binding_episode(
     if not 1 <= ways <= len(SHAPES):
         raise ValueError(f"ways={ways}: expected 1..{len(SHAPES)}")
     rng = as_rng(rng)
-    names = [NONCE_WORDS[i] for i in rng.choice(len(NONCE_WORDS), size=ways, replace=False)]
-    shapes = [SHAPES[i] for i in rng.choice(len(SHAPES), size=ways, replace=False)]
+    names, shapes = bind_names(rng, ways)
     bound = [(shape, name) for shape, name in zip(shapes, names) for _ in range(shots_per_way)]
     order = rng.permutation(len(bound))
     demos = []

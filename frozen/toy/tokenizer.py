@@ -13,8 +13,9 @@ the name right after the image's shape stand-in, and the question's phrase right
 the query's shape stand-in: binding needs only a previous-token head and one matching
 head. With the phrases spelled word by word a small model stayed at chance for
 thousands of steps. (Even with these phrases it formed that circuit for few seeds;
-the corpus's copy and direct-binding documents make it form more often.) Added phrases match anywhere in a text (``this is about`` becomes
-``this is a`` + ``bout``); decoding stays exact.
+the corpus's copy and direct-binding documents make it form more often.) Added phrases
+match anywhere in a text (``this is about`` becomes ``this is a`` + ``bout``); decoding
+stays exact.
 """
 
 from __future__ import annotations

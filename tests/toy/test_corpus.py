@@ -40,7 +40,8 @@ def is_copy(document):
 
 
 def is_direct_binding(document):
-    return not is_copy(document) and document[1].text.startswith(" ") and document[1].text.strip().removesuffix(".") in NONCE_WORDS
+    text = document[1].text
+    return not is_copy(document) and text.startswith(" ") and text.strip().removesuffix(".") in NONCE_WORDS
 
 
 def test_a_lone_image_is_always_continued_with_its_plain_caption(corpus):
