@@ -15,8 +15,8 @@ large standard deviation (0.1): with tied, small-init embeddings interchangeable
 ``standin_noise`` > 0 the stand-in input embeddings get Gaussian noise during pretraining,
 so the model also reads slightly-off vectors in their place (what a learned visual prefix
 gives it). With ``standin_mix`` > 0 that fraction of stand-ins is read mixed with random tokens
-of the whole vocabulary, and ``--shuffle-standins`` writes each image's stand-ins in a random
-order; ``--init-from`` continues an existing LM folder. The shipped LM is the base build
+of the whole vocabulary, and ``--shuffle-standins P`` writes each image's stand-ins in a random
+order with chance P; ``--init-from`` continues an existing LM folder. The shipped LM is the base build
 continued this way (its README.md gives both commands).
 """
 
@@ -266,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=LMRecipe.steps)
     parser.add_argument("--standin-noise", type=float, default=LMRecipe.standin_noise,
                         help="std of Gaussian noise on stand-in input embeddings in pretraining")
-    parser.add_argument("--shuffle-standins", action="store_true",
-                        help="write each image's stand-ins in a random order")
+    parser.add_argument("--shuffle-standins", type=float, nargs="?", const=1.0, default=0.0,
+                        metavar="CHANCE",
+                        help="write each image's stand-ins in a random order with this chance "
+                             "(1 when given alone)")
     parser.add_argument("--standin-mix", type=float, default=LMRecipe.standin_mix,
                         help="fraction of stand-ins read mixed with random tokens in pretraining")
     parser.add_argument("--init-from", type=Path, default=None,

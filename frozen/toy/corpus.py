@@ -76,7 +76,7 @@ class CorpusMix:
     binding_ways: tuple[int, ...] = (2, 2, 3, 4)  # drawn uniformly
     max_binding_recalls: int = 2  # recalls per fast-binding document, drawn from 1..max
     max_direct_recalls: int = 4  # recalls per direct-binding document, drawn from 1..max
-    shuffle_standins: bool = False  # write each image's stand-ins in a random order
+    shuffle_standins: float = 0.0  # chance that an image's stand-ins are written in a random order
     kinds: tuple[str, ...] = field(
         default=("caption", "style", "instruction", "binding", "shape_question", "direct_binding", "copy"),
         init=False,
@@ -88,6 +88,9 @@ class CorpusMix:
                 raise ValueError(f"CorpusMix.{kind}={getattr(self, kind)}: must be >= 0")
         if self.total <= 0:
             raise ValueError("CorpusMix: the weights sum to zero")
+        if not 0 <= self.shuffle_standins <= 1:
+            raise ValueError(f"CorpusMix.shuffle_standins={self.shuffle_standins}: a chance, must be "
+                             "in [0, 1]")
 
     @property
     def total(self) -> float:
@@ -244,12 +247,14 @@ def sample_document(rng: np.random.Generator, mix: CorpusMix = CorpusMix()) -> D
     return binding_document(rng, ways, int(rng.integers(1, mix.max_binding_recalls + 1)))
 
 
-def shuffled_standins(document: Document, rng: np.random.Generator) -> Document:
-    """``document`` with the stand-in tokens of each image in a random order: an image is then
-    a set of tokens, so any prefix slot may carry any attribute."""
+def shuffled_standins(document: Document, rng: np.random.Generator,
+                      chance: float = 1.0) -> Document:
+    """``document`` with the stand-in tokens of each image, with probability ``chance``, in a
+    random order. With chance 1 an image is a set of tokens, so any prefix slot may carry any
+    attribute; below 1 the LM still reads any order but prefers the one it was built with."""
     shuffled = []
     for segment in document:
-        if segment.role == IMAGE:
+        if segment.role == IMAGE and (chance >= 1 or rng.random() < chance):
             tokens = STANDIN_PATTERN.findall(segment.text)
             segment = Segment("".join(tokens[i] for i in rng.permutation(len(tokens))), IMAGE)
         shuffled.append(segment)
@@ -262,7 +267,8 @@ def documents(seed: int, mix: CorpusMix = CorpusMix()) -> Iterator[Document]:
     order_rng = as_rng(seed + 1_000_003)        # its own stream: the documents stay the same
     while True:
         document = sample_document(rng, mix)
-        yield shuffled_standins(document, order_rng) if mix.shuffle_standins else document
+        yield shuffled_standins(document, order_rng, mix.shuffle_standins) if mix.shuffle_standins > 0 \
+            else document
 
 
 def document_text(document: Document) -> str:

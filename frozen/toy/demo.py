@@ -36,22 +36,22 @@ DEMO_THREADS = os.environ.get("OMP_NUM_THREADS", "1")
 # 2026-11-28, the shipped LM, the same evaluation seeds); printed beside this run's numbers,
 # never mixed in.
 TARGETS = [
-    ("shapes-caption", "exact_match", "plain captioning, zero-shot", 95, True, 99.5),
-    ("shapes-heldout", "exact_match", "plain captioning, held-out color-shape pairs", 60, True, 95.0),
+    ("shapes-caption", "exact_match", "plain captioning, zero-shot", 95, True, 100.0),
+    ("shapes-heldout", "exact_match", "plain captioning, held-out color-shape pairs", 60, True, 53.5),
     ("shapes-style", "exact_match[shout]", "style captioning 4-shot: shout", 80, True, 100.0),
-    ("shapes-style", "exact_match[pirate]", "style captioning 4-shot: pirate", 80, True, 99.0),
+    ("shapes-style", "exact_match[pirate]", "style captioning 4-shot: pirate", 80, True, 100.0),
     ("shapes-style", "exact_match[french]", "style captioning 4-shot: french", 80, True, 100.0),
-    ("shapes-style", "exact_match[terse]", "style captioning 4-shot: terse", 80, True, 99.5),
+    ("shapes-style", "exact_match[terse]", "style captioning 4-shot: terse", 80, True, 100.0),
     ("shapes-instruction", "exact_match", "instruction captioning 4-shot, all styles", 80, True, 99.9),
     ("shapes-binding-2way", "exact_match", "fast binding 2-way", 90, True, 99.5),
     ("shapes-binding-4way", "exact_match", "fast binding 4-way", 70, True, 100.0),
-    ("shapes-caption-blind", "exact_match", "blind baseline, plain captioning", 5, False, 2.0),
+    ("shapes-caption-blind", "exact_match", "blind baseline, plain captioning", 5, False, 3.0),
 ]
 
 
 # How the shipped LM continues the base build (frozen/toy/assets/shapes-lm/README.md).
 SHIPPED_LM_CONTINUATION = ["--seed", "1", "--steps", "400", "--learning-rate", "1e-3",
-                           "--warmup-steps", "20", "--shuffle-standins", "--standin-mix", "0.5"]
+                           "--warmup-steps", "20", "--shuffle-standins", "0.5", "--standin-mix", "0.5"]
 
 
 def digest(folder: Path) -> str:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         base = lm_dir.with_name(lm_dir.name + "-base")
         run([sys.executable, "-m", "frozen.toy.build_lm", "--out", str(base)], "LM build, base")
         run([sys.executable, "-m", "frozen.toy.build_lm", "--out", str(lm_dir), "--init-from", str(base),
-             *SHIPPED_LM_CONTINUATION], "LM build, continued with shuffled, mixed stand-ins")
+             *SHIPPED_LM_CONTINUATION], "LM build, continued with partly shuffled, mixed stand-ins")
     before = digest(lm_dir)
 
     run([sys.executable, "train.py", "fit", "--config", args.config,
