@@ -259,6 +259,17 @@ def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMi
     return model, tokenizer, losses
 
 
+def _chance(text: str) -> float:
+    """An argparse type: a probability in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a chance in [0, 1]")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
@@ -266,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=LMRecipe.steps)
     parser.add_argument("--standin-noise", type=float, default=LMRecipe.standin_noise,
                         help="std of Gaussian noise on stand-in input embeddings in pretraining")
-    parser.add_argument("--shuffle-standins", type=float, nargs="?", const=1.0, default=0.0,
+    parser.add_argument("--shuffle-standins", type=_chance, nargs="?", const=1.0, default=0.0,
                         metavar="CHANCE",
                         help="write each image's stand-ins in a random order with this chance "
                              "(1 when given alone)")

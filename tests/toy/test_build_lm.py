@@ -3,6 +3,7 @@ the shipped weights are reproducible by `python -m frozen.toy.build_lm`."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -54,3 +55,13 @@ def test_the_build_ends_with_the_text_only_check_in_its_readme(tmp_path, capsys)
     for task in ("| plain zero-shot |", "| binding 2-way |", "| binding 4-way |", "seed 20250"):
         assert task in readme
     assert "BELOW TARGET in text already" in readme and "binding 2-way" in capsys.readouterr().out
+
+
+def test_a_shuffle_chance_outside_0_1_stops_the_build_before_it_writes(tmp_path, capsys):
+    from frozen.toy.build_lm import main
+
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(SystemExit):
+            main(["--out", str(tmp_path / "lm"), "--shuffle-standins", bad])
+        assert f"--shuffle-standins: {bad!r} is not a chance in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "lm").exists()
