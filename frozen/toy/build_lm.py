@@ -16,8 +16,8 @@ large standard deviation (0.1): with tied, small-init embeddings interchangeable
 so the model also reads slightly-off vectors in their place (what a learned visual prefix
 gives it). With ``standin_mix`` > 0 that fraction of stand-ins is read mixed with random tokens
 of the whole vocabulary, and ``--shuffle-standins P`` writes each image's stand-ins in a random
-order with chance P; ``--init-from`` continues an existing LM folder. The shipped LM is the base build
-continued this way (its README.md gives both commands).
+order with chance P; ``--init-from`` continues an existing LM folder. The shipped LM is the
+base build continued this way (its README.md gives both commands).
 """
 
 from __future__ import annotations

@@ -251,7 +251,8 @@ def shuffled_standins(document: Document, rng: np.random.Generator,
                       chance: float = 1.0) -> Document:
     """``document`` with the stand-in tokens of each image, with probability ``chance``, in a
     random order. With chance 1 an image is a set of tokens, so any prefix slot may carry any
-    attribute; below 1 the LM still reads any order but prefers the one it was built with."""
+    attribute; below 1 the LM still reads any order but prefers the written one (size, color,
+    position, shape). At chance 1 no draw decides, so a full shuffle's stream stays as it was."""
     shuffled = []
     for segment in document:
         if segment.role == IMAGE and (chance >= 1 or rng.random() < chance):
