@@ -252,7 +252,9 @@ def shuffled_standins(document: Document, rng: np.random.Generator,
     """``document`` with the stand-in tokens of each image, with probability ``chance``, in a
     random order. With chance 1 an image is a set of tokens, so any prefix slot may carry any
     attribute; below 1 the LM still reads any order but prefers the written one (size, color,
-    position, shape). At chance 1 no draw decides, so a full shuffle's stream stays as it was."""
+    position, shape). At chance 0 or 1 no draw decides, so those streams stay as they were."""
+    if chance <= 0:
+        return document
     shuffled = []
     for segment in document:
         if segment.role == IMAGE and (chance >= 1 or rng.random() < chance):
@@ -268,8 +270,7 @@ def documents(seed: int, mix: CorpusMix = CorpusMix()) -> Iterator[Document]:
     order_rng = as_rng(seed + 1_000_003)        # its own stream: the documents stay the same
     while True:
         document = sample_document(rng, mix)
-        yield shuffled_standins(document, order_rng, mix.shuffle_standins) if mix.shuffle_standins > 0 \
-            else document
+        yield shuffled_standins(document, order_rng, mix.shuffle_standins)
 
 
 def document_text(document: Document) -> str:

@@ -87,8 +87,8 @@ def test_binding_documents_introduce_before_recalling(corpus):
 ])
 def test_the_shipped_lms_corpus_streams_are_unchanged(seed, mix, digest):
     """The corpora of the shipped LM's two build runs (base: seed 0; continuation: seed 1, half of
-    the images' stand-ins shuffled), pinned: a change to the corpus code that moves them breaks the README's claim
-    that its build commands reproduce the shipped weights."""
+    the images' stand-ins shuffled), pinned: a change to the corpus code that moves them breaks
+    the README's claim that its build commands reproduce the shipped weights."""
     text = "".join(document_text(d) for d in itertools.islice(documents(seed, mix), 1000))
     assert hashlib.sha256(text.encode()).hexdigest() == digest
 
