@@ -18,6 +18,11 @@ gives it). With ``standin_mix`` > 0 that fraction of stand-ins is read mixed wit
 of the whole vocabulary, and ``--shuffle-standins P`` writes each image's stand-ins in a random
 order with chance P; ``--init-from`` continues an existing LM folder. The shipped LM is the
 base build continued this way (its README.md gives both commands).
+
+Fast binding needs a look-up-and-copy circuit that a small LM forms late, and for some seeds
+not within the recipe's steps. So after its steps a build checks binding in text on its own
+seed (``ROUND_CHECK_SEED``) and, while that misses the target, trains another round of
+``round_steps`` (at most ``binding_rounds``; ``--binding-rounds 0`` skips the check).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -38,10 +43,18 @@ from tqdm import tqdm
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from frozen.atomic import replacing_files, write_text
-from frozen.toy.check_lm import DEFAULT_SEED, check_model, report
+from frozen.toy.check_lm import DEFAULT_SEED, check_model, missed_targets, report
 from frozen.toy.corpus import TARGET, CorpusMix, Document, documents, vocabulary_texts
 from frozen.toy.standins import STANDIN_TOKENS
 from frozen.toy.tokenizer import train_tokenizer
+
+BINDING_TASKS = ("binding 2-way", "binding 4-way")
+ROUND_CHECK_SEED = 20249
+"""Seed of the build's own binding check, which decides on another round; never the reported
+check's (``check_lm.DEFAULT_SEED``)."""
+ROUND_CHECK_QUERIES = 100
+ROUND_STREAM_STRIDE = 1_000_003
+"""Round r of a build with seed s reads corpus stream s + r * stride, one no build seed reaches."""
 
 @dataclass(frozen=True)
 class LMRecipe:
@@ -62,6 +75,14 @@ class LMRecipe:
     pool_batches: int = 16  # batches drawn at once and bucketed by length
     standin_noise: float = 0.0  # std of Gaussian noise added to stand-in input embeddings
     standin_mix: float = 0.0  # fraction of stand-ins read as a mixture with random tokens
+    # Fast binding needs a look-up-and-copy circuit that some seeds have not formed by the end
+    # of `steps`. While the build's own binding check misses its target, train another round
+    # (a fresh warmup and cosine at `round_learning_rate`, a fresh corpus stream), at most
+    # `binding_rounds` times.
+    binding_rounds: int = 2
+    round_steps: int = 800
+    round_learning_rate: float = 1e-3
+    round_warmup_steps: int = 20
 
 
 def build_model(recipe: LMRecipe, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
@@ -166,6 +187,7 @@ def pretrain(
     seed: int,
     mix: CorpusMix,
     progress: bool = True,
+    desc: str = "pretraining",
 ) -> list[float]:
     """Train ``model`` on corpus ``seed``; returns the loss of every step."""
     encoder = DocumentEncoder(tokenizer)
@@ -181,7 +203,7 @@ def pretrain(
     batches = length_bucketed(documents(seed, mix), encoder, recipe.batch_size, recipe.pool_batches, seed)
     losses = []
     model.train()
-    bar = tqdm(range(recipe.steps), desc="pretraining", disable=not progress, mininterval=2.0)
+    bar = tqdm(range(recipe.steps), desc=desc, disable=not progress, mininterval=2.0)
     for step in bar:
         batch = encoder.batch(next(batches))
         embeds = model.get_input_embeddings()(batch["input_ids"])  # (B, T, D)
@@ -206,8 +228,34 @@ def pretrain(
     return losses
 
 
+def binding_rounds(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, recipe: LMRecipe, seed: int,
+                   mix: CorpusMix, progress: bool = True) -> tuple[list[float], list[str]]:
+    """Check fast binding in text on the build's own seed; while it misses its target, train
+    ``recipe.round_steps`` more steps, at most ``recipe.binding_rounds`` times. Returns the
+    rounds' losses and one line per check."""
+    if recipe.binding_rounds <= 0:
+        return [], []
+    round_recipe = replace(recipe, steps=recipe.round_steps, learning_rate=recipe.round_learning_rate,
+                           warmup_steps=min(recipe.round_warmup_steps, recipe.round_steps))
+    losses, lines = [], []
+    for done in range(recipe.binding_rounds + 1):
+        results = check_model(model, tokenizer, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
+        scores = ", ".join(f"{name} {value:.2f}" for name, value in results.items())
+        lines.append(f"- after {done} binding round(s): {scores} "
+                     f"({ROUND_CHECK_QUERIES} queries, seed {ROUND_CHECK_SEED})")
+        if not missed_targets(results) or done == recipe.binding_rounds:
+            break
+        if progress:
+            print(f"fast binding below target in the build's own check ({scores}): round {done + 1} "
+                  f"of at most {recipe.binding_rounds}, {round_recipe.steps} more steps", flush=True)
+        losses += pretrain(model, tokenizer, round_recipe, seed + (done + 1) * ROUND_STREAM_STRIDE, mix,
+                           progress, desc=f"binding round {done + 1}")
+    return losses, lines
+
+
 def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, model: LlamaForCausalLM,
-                 tokenizer: PreTrainedTokenizerFast, threads: int, checked: Sequence[str] = ()) -> None:
+                 tokenizer: PreTrainedTokenizerFast, threads: int, checked: Sequence[str] = (),
+                 rounds: Sequence[str] = ()) -> None:
     params = sum(p.numel() for p in model.parameters())
     lines = [
         "# shapes-lm: the frozen language model of the shapes world",
@@ -225,6 +273,9 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
         *[f"- {key}: {value}" for key, value in asdict(recipe).items()],
         "",
     ]
+    if rounds:
+        lines += ["The build's own fast-binding check, which decides on another round of training:", "",
+                  *rounds, ""]
     if checked:
         lines += ["Text-only accuracy, measured at the end of the build (`frozen.toy.check_lm`, greedy, on",
                   "a seed never used to build or tune the LM):", "", *checked, ""]
@@ -233,9 +284,11 @@ def write_readme(out: Path, command: str, seconds: float, recipe: LMRecipe, mode
 
 def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMix = CorpusMix(),
           progress: bool = True, init_from: Path | None = None
-          ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[float]]:
+          ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[float], list[str]]:
     """Tokenizer + pretraining with ``seed`` (from scratch, or continuing the LM folder
-    ``init_from``); saves the model folder to ``out``."""
+    ``init_from``), then binding rounds while the build's own check misses (``binding_rounds``);
+    saves the model folder to ``out``. Returns the model, the tokenizer, every step's loss and
+    the binding check's lines."""
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     tokenizer = train_tokenizer(vocabulary_texts())
@@ -247,6 +300,7 @@ def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMi
             raise ValueError(f"--init-from {init_from}: its vocabulary ({model.config.vocab_size}) "
                              f"is not the shapes-world tokenizer's ({len(tokenizer)})")
     losses = pretrain(model, tokenizer, recipe, seed, mix, progress)
+    round_losses, rounds = binding_rounds(model, tokenizer, recipe, seed, mix, progress)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -256,7 +310,7 @@ def build(out: Path, seed: int = 0, recipe: LMRecipe = LMRecipe(), mix: CorpusMi
     with replacing_files(out) as tmp:      # the folder's files land once all are written
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return model, tokenizer, losses
+    return model, tokenizer, losses + round_losses, rounds
 
 
 def _chance(text: str) -> float:
@@ -267,6 +321,17 @@ def _chance(text: str) -> float:
         value = -1.0
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a chance in [0, 1]")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return value
 
 
@@ -287,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="continue pretraining this shapes-world LM folder instead of a new model")
     parser.add_argument("--learning-rate", type=float, default=LMRecipe.learning_rate)
     parser.add_argument("--warmup-steps", type=int, default=LMRecipe.warmup_steps)
+    parser.add_argument("--binding-rounds", type=_count, default=LMRecipe.binding_rounds,
+                        help="at most this many extra rounds of training while fast binding misses its "
+                             "target in the build's own check (0: no check, no rounds)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--check-queries", type=int, default=100,
                         help="queries per text-only task checked at the end of the build "
@@ -294,9 +362,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     recipe = LMRecipe(steps=args.steps, standin_noise=args.standin_noise, standin_mix=args.standin_mix,
-                      learning_rate=args.learning_rate, warmup_steps=min(args.warmup_steps, args.steps))
+                      learning_rate=args.learning_rate, warmup_steps=min(args.warmup_steps, args.steps),
+                      binding_rounds=args.binding_rounds)
     start = time.perf_counter()
-    model, tokenizer, _ = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins),
+    model, tokenizer, _, rounds = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins),
                                init_from=args.init_from)
     seconds = time.perf_counter() - start
     command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -306,8 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         # caption in a style) in text cannot do it for images either.
         results = check_model(model, tokenizer, args.check_queries, DEFAULT_SEED)   # the model just saved
         checked = report(results, args.check_queries, DEFAULT_SEED)
-    write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads, checked)
-    print(f"wrote {args.out} in {seconds:.0f} s", *checked, sep="\n")
+    write_readme(args.out, command, seconds, recipe, model, tokenizer, args.threads, checked, rounds)
+    print(f"wrote {args.out} in {seconds:.0f} s", *rounds, *checked, sep="\n")
 
 
 if __name__ == "__main__":

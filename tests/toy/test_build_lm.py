@@ -3,6 +3,8 @@ the shipped weights are reproducible by `python -m frozen.toy.build_lm`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -10,7 +12,7 @@ from safetensors.torch import load_file
 from frozen.toy.build_lm import LMRecipe, build
 
 SHORT = LMRecipe(hidden_size=32, num_heads=2, intermediate_size=64, num_layers=1, steps=4,
-                 batch_size=8, pool_batches=2, warmup_steps=2)
+                 batch_size=8, pool_batches=2, warmup_steps=2, binding_rounds=0)
 
 
 def _weights(folder) -> dict[str, torch.Tensor]:
@@ -24,6 +26,31 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
     assert (tmp_path / "a" / "tokenizer.json").read_text() == (tmp_path / "b" / "tokenizer.json").read_text()
+
+
+def test_a_build_that_cannot_bind_trains_rounds_until_its_limit_and_says_so(tmp_path):
+    """An untrained LM misses fast binding, so the build trains its `binding_rounds` extra rounds
+    (more steps than the recipe's), checking after each, and reports every check."""
+    rounds = replace(SHORT, binding_rounds=2, round_steps=3, round_warmup_steps=1)
+    _, _, losses, lines = build(tmp_path / "lm", 0, rounds, progress=False)
+    assert len(losses) == SHORT.steps + 2 * 3
+    assert [line.split(":")[0] for line in lines] == [f"- after {n} binding round(s)" for n in range(3)]
+    assert all("binding 2-way" in line and "seed 20249" in line for line in lines)
+    plain = build(tmp_path / "plain", 0, SHORT, progress=False)[3]
+    assert plain == [] and any(not torch.equal(a, b) for a, b in
+                               zip(_weights(tmp_path / "lm").values(), _weights(tmp_path / "plain").values()))
+
+
+def test_a_build_that_binds_trains_no_round(tmp_path, monkeypatch):
+    """When the build's own check passes, the weights are the recipe's steps alone, bit for bit."""
+    import frozen.toy.build_lm as build_lm
+
+    monkeypatch.setattr(build_lm, "check_model", lambda *args, **kwargs: {name: 1.0 for name in kwargs["only"]})
+    _, _, losses, lines = build(tmp_path / "lm", 0, replace(SHORT, binding_rounds=2, round_steps=3), progress=False)
+    build(tmp_path / "plain", 0, SHORT, progress=False)
+    assert len(losses) == SHORT.steps and len(lines) == 1 and "after 0 binding round(s)" in lines[0]
+    a, b = _weights(tmp_path / "lm"), _weights(tmp_path / "plain")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_mixed_standins_change_only_the_chosen_standins():
@@ -47,7 +74,7 @@ def test_the_build_ends_with_the_text_only_check_in_its_readme(tmp_path, capsys)
 
     threads = torch.get_num_threads()
     try:
-        main(["--out", str(tmp_path / "lm"), "--steps", "1", "--check-queries", "2"])
+        main(["--out", str(tmp_path / "lm"), "--steps", "1", "--check-queries", "2", "--binding-rounds", "0"])
     finally:
         torch.set_num_threads(threads)      # main sets the process's torch threads
     readme = (tmp_path / "lm" / "README.md").read_text()
@@ -64,4 +91,13 @@ def test_a_shuffle_chance_outside_0_1_stops_the_build_before_it_writes(tmp_path,
         with pytest.raises(SystemExit):
             main(["--out", str(tmp_path / "lm"), "--shuffle-standins", bad])
         assert f"--shuffle-standins: {bad!r} is not a chance in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "lm").exists()
+
+
+def test_a_negative_round_count_stops_the_build_before_it_writes(tmp_path, capsys):
+    from frozen.toy.build_lm import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "lm"), "--binding-rounds", "-1"])
+    assert "--binding-rounds: '-1' is not a whole number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "lm").exists()
