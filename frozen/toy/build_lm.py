@@ -28,6 +28,7 @@ seed (``ROUND_CHECK_SEED``) and, while that misses the target, trains another ro
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import math
 import random
@@ -54,7 +55,7 @@ ROUND_CHECK_SEED = 20249
 check's (``check_lm.DEFAULT_SEED``)."""
 ROUND_CHECK_QUERIES = 100
 ROUND_STREAM_STRIDE = 1_000_003
-"""Round r of a build with seed s reads corpus stream s + r * stride, one no build seed reaches."""
+"""Round r of a build with seed s reads corpus stream s + r * stride, far from the build seeds."""
 
 @dataclass(frozen=True)
 class LMRecipe:
@@ -237,9 +238,10 @@ def binding_rounds(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, 
         return [], []
     round_recipe = replace(recipe, steps=recipe.round_steps, learning_rate=recipe.round_learning_rate,
                            warmup_steps=min(recipe.round_warmup_steps, recipe.round_steps))
+    reader = copy.deepcopy(tokenizer)     # the check sets padding; the saved tokenizer stays as trained
     losses, lines = [], []
     for done in range(recipe.binding_rounds + 1):
-        results = check_model(model, tokenizer, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
+        results = check_model(model, reader, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
         scores = ", ".join(f"{name} {value:.2f}" for name, value in results.items())
         lines.append(f"- after {done} binding round(s): {scores} "
                      f"({ROUND_CHECK_QUERIES} queries, seed {ROUND_CHECK_SEED})")
@@ -365,8 +367,8 @@ def main(argv: list[str] | None = None) -> None:
                       learning_rate=args.learning_rate, warmup_steps=min(args.warmup_steps, args.steps),
                       binding_rounds=args.binding_rounds)
     start = time.perf_counter()
-    model, tokenizer, _, rounds = build(args.out, args.seed, recipe, CorpusMix(shuffle_standins=args.shuffle_standins),
-                               init_from=args.init_from)
+    mix = CorpusMix(shuffle_standins=args.shuffle_standins)
+    model, tokenizer, _, rounds = build(args.out, args.seed, recipe, mix, init_from=args.init_from)
     seconds = time.perf_counter() - start
     command = "python -m frozen.toy.build_lm " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     checked = []

@@ -67,15 +67,12 @@ def text_tasks(shots: int = 4) -> list[TextTask]:
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 24, batch_size: int = 100) -> list[str]:
     """Greedy continuations of text prompts, decoded without special tokens."""
     outputs = []
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        for start in range(0, len(prompts), batch_size):
-            batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
-            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-            new = ids[:, batch["input_ids"].shape[1] :]
-            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = padding_side       # the caller's tokenizer is left as it was
+    tokenizer.padding_side = "left"
+    for start in range(0, len(prompts), batch_size):
+        batch = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
+        ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
+        new = ids[:, batch["input_ids"].shape[1] :]
+        outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
     return outputs
 
 

@@ -39,14 +39,20 @@ def test_a_build_that_cannot_bind_trains_rounds_until_its_limit_and_says_so(tmp_
     plain = build(tmp_path / "plain", 0, SHORT, progress=False)[3]
     assert plain == [] and any(not torch.equal(a, b) for a, b in
                                zip(_weights(tmp_path / "lm").values(), _weights(tmp_path / "plain").values()))
+    for name in ("tokenizer.json", "tokenizer_config.json"):    # the checks leave the tokenizer as it was
+        assert (tmp_path / "lm" / name).read_text() == (tmp_path / "plain" / name).read_text()
 
 
 def test_a_build_that_binds_trains_no_round(tmp_path, monkeypatch):
     """When the build's own check passes, the weights are the recipe's steps alone, bit for bit."""
     import frozen.toy.build_lm as build_lm
 
-    monkeypatch.setattr(build_lm, "check_model", lambda *args, **kwargs: {name: 1.0 for name in kwargs["only"]})
-    _, _, losses, lines = build(tmp_path / "lm", 0, replace(SHORT, binding_rounds=2, round_steps=3), progress=False)
+    def passing_check(*args, only, **kwargs):
+        return {name: 1.0 for name in only}
+
+    monkeypatch.setattr(build_lm, "check_model", passing_check)
+    recipe = replace(SHORT, binding_rounds=2, round_steps=3)
+    _, _, losses, lines = build(tmp_path / "lm", 0, recipe, progress=False)
     build(tmp_path / "plain", 0, SHORT, progress=False)
     assert len(losses) == SHORT.steps and len(lines) == 1 and "after 0 binding round(s)" in lines[0]
     a, b = _weights(tmp_path / "lm"), _weights(tmp_path / "plain")
