@@ -107,3 +107,10 @@ def test_a_negative_round_count_stops_the_build_before_it_writes(tmp_path, capsy
         main(["--out", str(tmp_path / "lm"), "--binding-rounds", "-1"])
     assert "--binding-rounds: '-1' is not a whole number >= 0" in capsys.readouterr().err
     assert not (tmp_path / "lm").exists()
+
+
+def test_checking_an_unknown_text_task_is_refused_by_name():
+    from frozen.toy.check_lm import check_model
+
+    with pytest.raises(ValueError, match=r"unknown text task\(s\) \['binding 3-way'\]"):
+        check_model(None, None, only=["binding 2-way", "binding 3-way"])
