@@ -114,3 +114,14 @@ def test_checking_an_unknown_text_task_is_refused_by_name():
 
     with pytest.raises(ValueError, match=r"unknown text task\(s\) \['binding 3-way'\]"):
         check_model(None, None, only=["binding 2-way", "binding 3-way"])
+
+
+def test_the_check_table_averages_instruction_styles_only_when_it_has_them():
+    from frozen.toy.check_lm import report
+
+    results = {"instruction 4-shot plain": 0.9, "instruction 4-shot shout": 0.6, "binding 2-way": 1.0}
+    lines = report(results, 10, 1)
+    assert "| instruction 4-shot average | 0.750 | 0.80 |" in lines
+    assert lines[-1].endswith("BELOW TARGET in text already (the image system cannot do better): "
+                              "instruction 4-shot shout")
+    assert not any("average" in line or "nan" in line for line in report({"binding 2-way": 1.0}, 10, 1))
