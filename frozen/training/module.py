@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from frozen.config import FrozenConfig
+from frozen.data.skips import TALLY_SIZE, SkipTally
 from frozen.data.stream import TrainBatch
 from frozen.model import FrozenModel
 
@@ -63,6 +64,8 @@ class FrozenTraining(pl.LightningModule):
         self._configured = False
         self._schedule_total = 1        # steps of the run, set with the schedule
         self._val_sums = torch.zeros(2, dtype=torch.float64)
+        self._val_counts = torch.zeros(TALLY_SIZE, dtype=torch.long)
+        self.val_tally = SkipTally()    # the last validation pass's pairs and skips, all ranks
 
     # ----- model setup ---------------------------------------------------------------------
 
@@ -115,12 +118,16 @@ class FrozenTraining(pl.LightningModule):
         out = self.model(batch.prompts)
         tokens = out.num_target_tokens.double()
         self._val_sums += torch.stack([out.loss.detach().double() * tokens, tokens]).cpu()
+        self._val_counts += batch.tally.cpu()
 
     def on_validation_epoch_start(self) -> None:
         self._val_sums = torch.zeros(2, dtype=torch.float64)
+        self._val_counts = torch.zeros(TALLY_SIZE, dtype=torch.long)
 
     def on_validation_epoch_end(self) -> None:
         nll, tokens = self._reduce_sum(self._val_sums.to(self.device)).tolist()
+        self.val_tally = SkipTally()
+        self.val_tally.add(self._reduce_sum(self._val_counts.to(self.device)))
         if tokens > 0:
             # Identical on every rank already (summed over all of them).
             self.log("val/loss", nll / tokens, sync_dist=False)
@@ -132,6 +139,8 @@ class FrozenTraining(pl.LightningModule):
     def on_train_end(self) -> None:
         rank_zero_info(f"data: {self.guard.tally.summary()}; {self.guard.skipped_steps} steps "
                        "skipped for a non-finite loss")
+        if self.val_tally.good or self.val_tally.skipped:
+            rank_zero_info(f"validation data (last pass): {self.val_tally.summary()}")
 
     # ----- checkpoints: trainable weights, optimizer and loop state; never the LM ----------
 

@@ -123,6 +123,19 @@ def test_every_kind_of_bad_sample_trains_to_completion(tiny_lm, bad_shards, tmp_
     assert tally.counts() == {k: expected.get(k, 0) for k in tally.counts()}
 
 
+def test_bad_validation_samples_are_counted_and_reported_at_the_end(tiny_lm, good_shards, bad_shards,
+                                                                    tmp_path, caplog):
+    spec, expected = bad_shards
+    with caplog.at_level("INFO"):
+        cli = run_cli(fit_args(tiny_lm, good_shards, tmp_path, 4, "--data.val_shards", spec,
+                               "--data.val_samples", "40", "--trainer.check_val_every_n_epoch", "null",
+                               "--trainer.val_check_interval", "4", "--trainer.num_sanity_val_steps", "0"))
+    tally = cli.model.val_tally
+    assert tally.good == 40            # the first 40 good pairs, in order: every bad kind among them
+    assert tally.counts() == {k: expected.get(k, 0) for k in tally.counts()}
+    assert f"validation data (last pass): 40 samples used, {tally.skipped} samples skipped" in caplog.text
+
+
 def test_mostly_bad_data_stops_with_a_clear_error(tiny_lm, tmp_path):
     rng = random.Random(0)
     corrupt = shards.bad_samples("z")["corrupt_image"]
