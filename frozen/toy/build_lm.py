@@ -229,6 +229,11 @@ def pretrain(
     return losses
 
 
+def own_binding_check(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast) -> dict[str, float]:
+    """Fast binding in text on the build's own seed: what decides on another round."""
+    return check_model(model, tokenizer, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
+
+
 def binding_rounds(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, recipe: LMRecipe, seed: int,
                    mix: CorpusMix, progress: bool = True) -> tuple[list[float], list[str]]:
     """Check fast binding in text on the build's own seed; while it misses its target, train
@@ -241,7 +246,7 @@ def binding_rounds(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, 
     reader = copy.deepcopy(tokenizer)     # the check sets padding; the saved tokenizer stays as trained
     losses, lines = [], []
     for done in range(recipe.binding_rounds + 1):
-        results = check_model(model, reader, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
+        results = own_binding_check(model, reader)
         scores = ", ".join(f"{name} {value:.2f}" for name, value in results.items())
         lines.append(f"- after {done} binding round(s): {scores} "
                      f"({ROUND_CHECK_QUERIES} queries, seed {ROUND_CHECK_SEED})")

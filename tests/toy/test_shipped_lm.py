@@ -67,9 +67,9 @@ def test_fast_binding_in_text(shapes_lm, ways, least):
 def test_passes_the_builds_own_binding_check(shapes_lm):
     """`build_lm` trains another round while binding misses its own check; the shipped LM passes
     that check, so its documented commands rebuild it with no round (the same weights)."""
-    from frozen.toy.build_lm import BINDING_TASKS, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED
-    from frozen.toy.check_lm import check_model, missed_targets
+    from frozen.toy.build_lm import own_binding_check
+    from frozen.toy.check_lm import missed_targets
 
     model, tokenizer = shapes_lm
-    results = check_model(model, tokenizer, ROUND_CHECK_QUERIES, ROUND_CHECK_SEED, only=BINDING_TASKS)
+    results = own_binding_check(model, tokenizer)
     assert missed_targets(results) == [], results
